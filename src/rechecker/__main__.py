@@ -1,0 +1,3 @@
+from rechecker.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Pieces both FastAPI apps share: dependency accessors and the error mapping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from rechecker import __version__
+from rechecker.config import Settings
+from rechecker.domains import InvalidDomainError, normalize_domain
+from rechecker.scheduling import Periodic, SchedulerStatus
+from rechecker.store import Store, StoreError
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def domain_param(domain: str) -> str:
+    """A path's domain, normalised; a bad one is a 422 naming the field and the reason."""
+    try:
+        return normalize_domain(domain)
+    except InvalidDomainError as exc:
+        raise HTTPException(
+            status_code=422,
+            detail=[{"loc": ["path", "domain"], "msg": exc.reason, "type": "value_error"}],
+        ) from exc
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """A store outage is a 503 with a masked message, not a 500 with a traceback."""
+
+    async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    app.add_exception_handler(StoreError, store_unavailable)
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    store: str
+    schedulers: list[SchedulerStatus]
+
+
+health_router = APIRouter()
+
+
+@health_router.get("/healthz", response_model=HealthResponse, summary="Liveness and schedulers")
+async def healthz(request: Request, store: Annotated[Store, Depends(get_store)]) -> HealthResponse:
+    """Always 200 while the process runs; ``status`` says whether the store answers."""
+    try:
+        await store.ping()
+        store_state = "ok"
+    except StoreError as exc:
+        store_state = str(exc)
+    schedulers: list[Periodic] = request.app.state.schedulers
+    return HealthResponse(
+        status="ok" if store_state == "ok" else "degraded",
+        version=__version__,
+        store=store_state,
+        schedulers=[s.status for s in schedulers],
+    )

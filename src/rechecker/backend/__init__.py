@@ -1,0 +1,1 @@
+"""backend: keeps the store's sites equal to the inventory's active rows."""

@@ -1,0 +1,116 @@
+"""Every setting Rechecker reads, in one place.
+
+Settings come from the environment (``RECHECKER_*``) or a ``.env`` file in the working
+directory. Defaults are the embedded setup: a SQLite store and a sample SQLite inventory
+under ``data_dir``, every server bound to loopback.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rechecker.redact import redact_url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RECHECKER_",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("data"), description="Where the embedded SQLite files live.")
+
+    # --- store -------------------------------------------------------------------------
+    store_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; default: SQLite file in data_dir.",
+    )
+
+    # --- inventory -----------------------------------------------------------------------
+    inventory_url: SecretStr | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the inventory database, or file:PATH for a plain list "
+            "(one domain or URL a line); default: sample SQLite inventory in data_dir."
+        ),
+    )
+    inventory_table: str = "sites"
+    inventory_id_column: str = "id"
+    inventory_url_column: str = "base_url"
+    inventory_domain_column: str = "udomain"
+    inventory_status_column: str = "status"
+    inventory_active_value: str = "active"
+    sync_max_drop_ratio: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="A sync that would remove more than this share of sites deletes nothing.",
+    )
+
+    # --- schedules (seconds) -------------------------------------------------------------
+    schedulers_enabled: bool = True
+    db_sync_interval: float = Field(900.0, gt=0)
+    db_check_interval: float = Field(900.0, gt=0)
+    healthcheck_interval: float = Field(480.0, gt=0)
+
+    # --- checks --------------------------------------------------------------------------
+    check_concurrency: int = Field(200, ge=1, le=10_000)
+    result_batch_size: int = Field(500, ge=1)
+    dns_timeout: float = Field(3.0, gt=0)
+    http_timeout: float = Field(10.0, gt=0)
+    dns_resolvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Resolvers as HOST or HOST:PORT, comma separated; default: the system's.",
+    )
+    http_max_redirects: int = Field(10, ge=0)
+    http_body_limit: int = Field(64 * 1024, ge=0)
+    http_user_agent: str = "Rechecker/3 (+https://github.com/rechecker)"
+    ca_file: Path | None = Field(None, description="Extra CA bundle trusted by HTTP checks.")
+
+    # --- servers -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    frontend_port: int = 8080
+    backend_port: int = 8081
+    core_port: int = 8082
+
+    log_level: str = "INFO"
+
+    @field_validator("dns_resolvers", mode="before")
+    @classmethod
+    def _split_resolvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def resolved_store_url(self) -> str:
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'rechecker.sqlite3'}"
+
+    @cached_property
+    def resolved_inventory_url(self) -> str:
+        if self.inventory_url is not None:
+            return self.inventory_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.sample_inventory_path}"
+
+    @property
+    def sample_inventory_path(self) -> Path:
+        return self.data_dir / "inventory.sqlite3"
+
+    @property
+    def uses_sample_inventory(self) -> bool:
+        return self.inventory_url is None
+
+    def describe(self) -> dict[str, object]:
+        """Settings as safe to log or show: every URL with its password masked."""
+        shown = self.model_dump(exclude={"store_url", "inventory_url"})
+        shown["store_url"] = redact_url(self.resolved_store_url)
+        shown["inventory_url"] = redact_url(self.resolved_inventory_url)
+        return shown

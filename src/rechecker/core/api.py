@@ -1,0 +1,137 @@
+"""The core's HTTP API: the original's ``endpoint``, ``http`` and ``dns``, plus status and health.
+
+``schedule_healthcheck_sync`` runs in the app's lifespan and calls :func:`run_cycle`, the same
+function ``rechecker cycle`` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from rechecker import __version__
+from rechecker.api import domain_param, get_store, health_router, install_error_handlers
+from rechecker.config import Settings
+from rechecker.core.checker import check_site, run_cycle
+from rechecker.models import CheckResult, DnsResult, HttpResult, Site
+from rechecker.probes import PROBES, ProbeContext, ProbeSettings
+from rechecker.scheduling import Periodic
+from rechecker.store import Store, create_store
+
+
+class DomainStatus(BaseModel):
+    site: Site | None
+    status: CheckResult | None
+    history: list[CheckResult]
+
+
+def get_probe_context(request: Request) -> ProbeContext:
+    ctx: ProbeContext = request.app.state.probe_context
+    return ctx
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+ProbeDep = Annotated[ProbeContext, Depends(get_probe_context)]
+Domain = Annotated[str, Depends(domain_param)]
+
+router = APIRouter()
+
+
+async def _site_for(store: Store, domain: str) -> Site:
+    """The monitored site, or an ad-hoc one at ``https://DOMAIN/`` for unmonitored names."""
+    return await store.get_site(domain) or Site(domain=domain, url=f"https://{domain}/")
+
+
+@router.get("/endpoint", response_model=list[Site], summary="Monitored sites")
+async def endpoint(store: StoreDep) -> list[Site]:
+    """The current list of monitored sites, as the scheduler sees it."""
+    return await store.list_sites()
+
+
+@router.post("/dns/{domain}", response_model=DnsResult, summary="Check a domain's DNS now")
+async def dns(domain: Domain, store: StoreDep, ctx: ProbeDep) -> DnsResult:
+    result = await PROBES["dns"](await _site_for(store, domain), ctx)
+    assert isinstance(result, DnsResult)
+    return result
+
+
+@router.post("/http/{domain}", response_model=HttpResult, summary="Check a domain's HTTP now")
+async def http(domain: Domain, store: StoreDep, ctx: ProbeDep) -> HttpResult:
+    result = await PROBES["http"](await _site_for(store, domain), ctx)
+    assert isinstance(result, HttpResult)
+    return result
+
+
+@router.post("/check/{domain}", response_model=CheckResult, summary="Full check now")
+async def check(domain: Domain, store: StoreDep, ctx: ProbeDep) -> CheckResult:
+    """DNS then HTTP, as the scheduler does; the result is not recorded."""
+    return await check_site(await _site_for(store, domain), ctx)
+
+
+@router.get("/status", response_model=list[CheckResult], summary="Latest result per domain")
+async def status(
+    store: StoreDep,
+    failing: Annotated[bool, Query(description="Only domains that are down.")] = False,
+) -> list[CheckResult]:
+    results = await store.list_status()
+    if failing:
+        results = [r for r in results if not r.ok]
+    return sorted(results, key=lambda r: (r.ok, r.domain))
+
+
+@router.get("/status/{domain}", response_model=DomainStatus, summary="One domain in detail")
+async def domain_status(
+    domain: Domain,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> DomainStatus:
+    site = await store.get_site(domain)
+    latest = await store.get_status(domain)
+    if site is None and latest is None:
+        raise HTTPException(status_code=404, detail=f"{domain} is not monitored")
+    return DomainStatus(site=site, status=latest, history=await store.history(domain, limit))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The core app; its lifespan opens the store and the probes and starts the scheduler."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = create_store(settings.resolved_store_url)
+        await store.open()
+        async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
+            app.state.store = store
+            app.state.probe_context = ctx
+            scheduler = Periodic(
+                "schedule_healthcheck_sync",
+                settings.healthcheck_interval,
+                lambda: run_cycle(
+                    store,
+                    ctx,
+                    concurrency=settings.check_concurrency,
+                    batch_size=settings.result_batch_size,
+                ),
+            )
+            app.state.schedulers = [scheduler]
+            if settings.schedulers_enabled:
+                scheduler.start()
+            try:
+                yield
+            finally:
+                await scheduler.stop()
+                await store.close()
+
+    app = FastAPI(
+        title="Rechecker core",
+        version=__version__,
+        description="Checks every monitored domain's DNS and HTTP health on a schedule.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,120 @@
+"""One check of one site (DNS, then HTTP to the addresses found) and one cycle over all sites."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from rechecker.models import CheckResult, Site, State, utcnow
+from rechecker.probes import dns, http
+from rechecker.probes.context import ProbeContext, pinned_addresses
+from rechecker.store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
+    """Resolve once, then fetch over the resolved addresses; classify the whole as UP or DOWN."""
+    timestamp = utcnow()
+    dns_result = await dns.probe(site, ctx)
+    if not dns_result.ok:
+        return CheckResult(
+            domain=site.domain,
+            url=site.url,
+            timestamp=timestamp,
+            state=State.DOWN,
+            error_class=f"dns_{dns_result.outcome.value.lower()}",
+            error_message=dns_result.message or dns_result.outcome.value,
+            dns=dns_result,
+        )
+    token = None
+    if urlsplit(site.url).hostname == site.domain:
+        token = pinned_addresses.set({site.domain: dns_result.addresses})
+    try:
+        http_result = await http.probe(site, ctx)
+    finally:
+        if token is not None:
+            pinned_addresses.reset(token)
+    return CheckResult(
+        domain=site.domain,
+        url=site.url,
+        timestamp=timestamp,
+        state=State.UP if http_result.ok else State.DOWN,
+        status_code=http_result.status_code,
+        error_class="" if http_result.ok else f"http_{http_result.outcome.value.lower()}",
+        error_message=http_result.message,
+        latency_ms=round(http_result.latency_ms, 2),
+        dns=dns_result,
+        http=http_result,
+    )
+
+
+@dataclass(slots=True)
+class CycleReport:
+    started_at: datetime = field(default_factory=utcnow)
+    sites: int = 0
+    checked: int = 0
+    up: int = 0
+    down: int = 0
+    duration_s: float = 0.0
+
+
+async def run_cycle(
+    store: Store,
+    ctx: ProbeContext,
+    *,
+    concurrency: int,
+    batch_size: int,
+    sites: Sequence[Site] | None = None,
+) -> CycleReport:
+    """Check every site (or the given ones) with at most ``concurrency`` checks in flight,
+    writing results to the store in batches of ``batch_size``."""
+    report = CycleReport()
+    started = time.perf_counter()
+    todo = list(sites) if sites is not None else await store.list_sites()
+    report.sites = len(todo)
+    pending: list[CheckResult] = []
+    queue = iter(todo)
+
+    async def flush() -> None:
+        batch = pending[:]
+        pending.clear()
+        if batch:
+            await store.record_results(batch)
+
+    async def worker() -> None:
+        for site in queue:
+            result = await check_site(site, ctx)
+            report.checked += 1
+            if result.ok:
+                report.up += 1
+            else:
+                report.down += 1
+                log.warning(
+                    "%s is down: %s",
+                    result.domain,
+                    result.error_message,
+                    extra={"domain": result.domain, "error_class": result.error_class},
+                )
+            pending.append(result)
+            if len(pending) >= batch_size:
+                await flush()
+
+    workers = min(concurrency, len(todo))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    await flush()
+    report.duration_s = round(time.perf_counter() - started, 3)
+    log.info(
+        "check cycle done: %d checked, %d up, %d down in %.1fs",
+        report.checked,
+        report.up,
+        report.down,
+        report.duration_s,
+        extra={"cycle": {"checked": report.checked, "up": report.up, "down": report.down}},
+    )
+    return report

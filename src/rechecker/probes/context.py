@@ -1,0 +1,156 @@
+"""What probes share within one worker: resolver settings, one HTTP session, TLS trust.
+
+Built once per worker (not per check) so that a cycle of 100,000 checks pays for the session,
+the SSL context and the resolver list once.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+import dns.resolver
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from rechecker.config import Settings
+
+#: Addresses the DNS probe already found for a host, for the HTTP probe of the same check.
+pinned_addresses: ContextVar[dict[str, list[str]]] = ContextVar("pinned_addresses")
+
+
+@dataclass(frozen=True, slots=True)
+class Nameserver:
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}" if ":" not in self.host else f"[{self.host}]:{self.port}"
+
+
+def parse_nameserver(value: str) -> Nameserver:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT``."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return Nameserver(host, int(rest.lstrip(":") or 53))
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return Nameserver(host, int(port))
+    return Nameserver(value)
+
+
+def system_nameservers() -> list[Nameserver]:
+    try:
+        return [Nameserver(str(ns)) for ns in dns.resolver.Resolver().nameservers]
+    except dns.resolver.NoResolverConfiguration:
+        return []
+
+
+@dataclass(slots=True)
+class ProbeSettings:
+    dns_timeout: float
+    http_timeout: float
+    nameservers: list[Nameserver]
+    max_redirects: int
+    body_limit: int
+    user_agent: str
+    concurrency: int
+    ca_file: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProbeSettings:
+        nameservers = [parse_nameserver(v) for v in settings.dns_resolvers] or system_nameservers()
+        return cls(
+            dns_timeout=settings.dns_timeout,
+            http_timeout=settings.http_timeout,
+            nameservers=nameservers,
+            max_redirects=settings.http_max_redirects,
+            body_limit=settings.http_body_limit,
+            user_agent=settings.http_user_agent,
+            concurrency=settings.check_concurrency,
+            ca_file=settings.ca_file,
+        )
+
+
+class ProbeContext:
+    """Shared resources of the probes; use as ``async with ProbeContext(settings) as ctx``."""
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self.settings = settings
+        self.ssl_context = ssl.create_default_context()
+        if settings.ca_file is not None:
+            self.ssl_context.load_verify_locations(cafile=str(settings.ca_file))
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("ProbeContext used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(
+            resolver=_PinnedResolver(self),
+            use_dns_cache=False,
+            force_close=True,
+            limit=self.settings.concurrency,
+            ssl=self.ssl_context,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": self.settings.user_agent},
+            auto_decompress=False,
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class _PinnedResolver(AbstractResolver):
+    """Connects to the addresses the DNS probe found; resolves other hosts (redirect targets)
+    through the same configured nameservers, so the system resolver is never consulted."""
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self._ctx = ctx
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = pinned_addresses.get({}).get(host.lower().rstrip("."))
+        if addresses is None:
+            from rechecker.probes.dns import resolve_addresses
+
+            result = await resolve_addresses(host, self._ctx)
+            if not result.ok:
+                raise OSError(f"cannot resolve {host}: {result.outcome} {result.message}".strip())
+            addresses = result.addresses
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+            if family in (socket.AF_UNSPEC, socket.AF_INET6 if ":" in address else socket.AF_INET)
+        ]
+
+    async def close(self) -> None:
+        return None

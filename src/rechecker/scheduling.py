@@ -1,0 +1,86 @@
+"""In-process schedulers: run a job now, then every interval, never two runs at once.
+
+The original ran its schedulers from cron and had them call their own HTTP APIs. Here a
+scheduler calls the same Python function the API endpoint calls, and survives the job
+failing (a database outage must not kill it): the error is logged and shown on ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from rechecker.models import utcnow
+from rechecker.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerStatus(BaseModel):
+    name: str
+    interval_s: float
+    runs: int = 0
+    failures: int = 0
+    running: bool = False
+    last_started: datetime | None = None
+    last_finished: datetime | None = None
+    last_duration_s: float | None = None
+    last_error: str | None = None
+    next_run: datetime | None = None
+
+
+class Periodic:
+    def __init__(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:
+        self.name = name
+        self.interval = interval
+        self._job = job
+        self._task: asyncio.Task[None] | None = None
+        self.status = SchedulerStatus(name=name, interval_s=interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> None:
+        """One run of the job, with its outcome recorded; exceptions are logged, not raised."""
+        status = self.status
+        status.running = True
+        status.last_started = utcnow()
+        started = time.perf_counter()
+        try:
+            await self._job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status.failures += 1
+            status.last_error = redact_text(f"{type(exc).__name__}: {exc}")
+            log.exception("scheduler %s failed", self.name, extra={"scheduler": self.name})
+        else:
+            status.last_error = None
+        finally:
+            status.running = False
+            status.runs += 1
+            status.last_finished = utcnow()
+            status.last_duration_s = round(time.perf_counter() - started, 3)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self.run_once()
+            delay = max(0.0, self.interval - (loop.time() - started))
+            self.status.next_run = utcnow() + timedelta(seconds=delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,73 @@
+"""The store contract: what every store backend (SQL, MongoDB) must do, and nothing more.
+
+The components talk to each other only through the store: backend writes ``sites``, core
+reads ``sites`` and writes ``status`` and ``history``, frontend reads ``status``. A shared
+contract test suite runs against every implementation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from rechecker.models import CheckResult, Site
+
+
+class StoreError(Exception):
+    """The store could not be reached or refused an operation; the message is safe to show."""
+
+
+class Store(ABC):
+    """Sites to monitor, the latest status of each, and the history of every check."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and make sure the schema exists."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers now."""
+
+    # --- sites -----------------------------------------------------------------------------
+    @abstractmethod
+    async def list_sites(self) -> list[Site]:
+        """Every monitored site, ordered by domain."""
+
+    @abstractmethod
+    async def get_site(self, domain: str) -> Site | None: ...
+
+    @abstractmethod
+    async def add_sites(self, sites: Sequence[Site]) -> list[str]:
+        """Add the sites not yet present (an existing domain gets its URL updated).
+
+        Returns the domains that were new. Safe to repeat and to run concurrently.
+        """
+
+    @abstractmethod
+    async def remove_sites(self, domains: Sequence[str]) -> list[str]:
+        """Stop monitoring these domains; their history stays until retention removes it.
+
+        Returns the domains that were present.
+        """
+
+    # --- results ---------------------------------------------------------------------------
+    @abstractmethod
+    async def record_results(self, results: Sequence[CheckResult]) -> None:
+        """Append each result to ``history`` and make it the domain's latest ``status``.
+
+        Results for domains that are no longer monitored go to history only.
+        """
+
+    @abstractmethod
+    async def list_status(self) -> list[CheckResult]:
+        """The latest result of every monitored domain that has been checked."""
+
+    @abstractmethod
+    async def get_status(self, domain: str) -> CheckResult | None: ...
+
+    @abstractmethod
+    async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
+        """The domain's results, newest first."""

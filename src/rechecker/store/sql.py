@@ -1,0 +1,326 @@
+"""The store on SQL databases through SQLAlchemy 2 (async): SQLite by default.
+
+Plain SQLAlchemy Core, no ORM: the check pipeline writes results in batches and the ORM's
+identity map would only cost memory there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    delete,
+    event,
+    make_url,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from rechecker.models import CheckResult, Site
+from rechecker.redact import redact_text, redact_url
+from rechecker.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite, MySQL and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("domain", String(253), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("inventory_id", String(64), nullable=True),
+    Column("added_at", UTCDateTime(), nullable=False),
+)
+
+
+def _result_columns() -> list[Column[Any]]:
+    return [
+        Column("timestamp", UTCDateTime(), nullable=False),
+        Column("url", String(2048), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("status_code", Integer, nullable=True),
+        Column("error_class", String(32), nullable=False, default=""),
+        Column("error_message", Text, nullable=False, default=""),
+        Column("latency_ms", Float, nullable=True),
+        Column("detail", JSON, nullable=False),
+    ]
+
+
+status = Table(
+    "status",
+    metadata,
+    Column("domain", String(253), primary_key=True),
+    *_result_columns(),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain", String(253), nullable=False, index=True),
+    *_result_columns(),
+)
+
+
+def _row_from_result(result: CheckResult) -> dict[str, Any]:
+    return {
+        "domain": result.domain,
+        "timestamp": result.timestamp,
+        "url": result.url,
+        "state": result.state.value,
+        "status_code": result.status_code,
+        "error_class": result.error_class,
+        "error_message": result.error_message,
+        "latency_ms": result.latency_ms,
+        "detail": result.model_dump(mode="json", include={"dns", "http"}),
+    }
+
+
+def _result_from_row(row: Any) -> CheckResult:
+    return CheckResult.model_validate(
+        {
+            "domain": row.domain,
+            "url": row.url,
+            "timestamp": row.timestamp,
+            "state": row.state,
+            "status_code": row.status_code,
+            "error_class": row.error_class,
+            "error_message": row.error_message,
+            "latency_ms": row.latency_ms,
+            **row.detail,
+        }
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the dashboard read while core writes; busy_timeout waits instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self._url = make_url(url)
+        self._engine: AsyncEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"SqlStore({redact_url(str(self._url))!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StoreError("store is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        if self._engine is not None:
+            return
+        if self._url.get_backend_name() == "sqlite" and self._url.database:
+            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self._url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        self._engine = engine
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except (SQLAlchemyError, OSError) as exc:
+            await self.close()
+            raise self._error("cannot open the store", exc) from exc
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"{what} at {redact_url(str(self._url))}: {redact_text(str(exc))}")
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose driver errors surface as StoreError, with secrets masked."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """Like _connect, in one transaction committed on success."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._error("store write failed", exc) from exc
+
+    async def ping(self) -> None:
+        async with self._connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # --- sites -----------------------------------------------------------------------------
+    async def list_sites(self) -> list[Site]:
+        async with self._connect() as conn:
+            rows = await conn.execute(select(sites).order_by(sites.c.domain))
+            return [Site.model_validate(row._mapping) for row in rows]
+
+    async def get_site(self, domain: str) -> Site | None:
+        async with self._connect() as conn:
+            row = (await conn.execute(select(sites).where(sites.c.domain == domain))).first()
+            return None if row is None else Site.model_validate(row._mapping)
+
+    async def _existing(self, conn: AsyncConnection, domains: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for chunk in _chunks(domains):
+            rows = await conn.execute(select(sites).where(sites.c.domain.in_(chunk)))
+            found.update({row.domain: row for row in rows})
+        return found
+
+    async def add_sites(self, new_sites: Sequence[Site]) -> list[str]:
+        unique = list({site.domain: site for site in new_sites}.values())
+        async with self._begin() as conn:
+            existing = await self._existing(conn, [site.domain for site in unique])
+            to_insert = [site for site in unique if site.domain not in existing]
+            for site in unique:
+                old = existing.get(site.domain)
+                if old is not None and (old.url, old.inventory_id) != (site.url, site.inventory_id):
+                    await conn.execute(
+                        update(sites)
+                        .where(sites.c.domain == site.domain)
+                        .values(url=site.url, inventory_id=site.inventory_id)
+                    )
+            for chunk in _chunks(to_insert):
+                await conn.execute(
+                    self._insert_ignore(conn, sites), [site.model_dump() for site in chunk]
+                )
+        return [site.domain for site in to_insert]
+
+    async def remove_sites(self, domains: Sequence[str]) -> list[str]:
+        async with self._begin() as conn:
+            present = sorted(await self._existing(conn, list(dict.fromkeys(domains))))
+            for chunk in _chunks(present):
+                await conn.execute(delete(status).where(status.c.domain.in_(chunk)))
+                await conn.execute(delete(sites).where(sites.c.domain.in_(chunk)))
+        return present
+
+    # --- results ---------------------------------------------------------------------------
+    async def record_results(self, results: Sequence[CheckResult]) -> None:
+        if not results:
+            return
+        rows = [_row_from_result(result) for result in results]
+        async with self._begin() as conn:
+            await conn.execute(history.insert(), rows)
+            monitored = await self._existing(conn, [row["domain"] for row in rows])
+            latest = {row["domain"]: row for row in rows if row["domain"] in monitored}
+            if latest:
+                await conn.execute(self._upsert_status(conn), list(latest.values()))
+
+    def _insert_ignore(self, conn: AsyncConnection, table: Table) -> Any:
+        name = conn.dialect.name
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table).on_conflict_do_nothing()
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        if name in ("mysql", "mariadb"):
+            return table.insert().prefix_with("IGNORE")
+        raise StoreError(f"unsupported SQL dialect {name!r}")
+
+    def _upsert_status(self, conn: AsyncConnection) -> Any:
+        name = conn.dialect.name
+        columns = [c.name for c in status.columns if c.name != "domain"]
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            lite = sqlite_insert(status)
+            return lite.on_conflict_do_update(
+                index_elements=[status.c.domain],
+                set_={column: lite.excluded[column] for column in columns},
+            )
+        if name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(status)
+            return pg.on_conflict_do_update(
+                index_elements=[status.c.domain],
+                set_={column: pg.excluded[column] for column in columns},
+            )
+        if name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            mstmt = mysql_insert(status)
+            return mstmt.on_duplicate_key_update(
+                {column: mstmt.inserted[column] for column in columns}
+            )
+        raise StoreError(f"unsupported SQL dialect {name!r}")
+
+    async def list_status(self) -> list[CheckResult]:
+        async with self._connect() as conn:
+            rows = await conn.execute(select(status).order_by(status.c.domain))
+            return [_result_from_row(row) for row in rows]
+
+    async def get_status(self, domain: str) -> CheckResult | None:
+        async with self._connect() as conn:
+            row = (await conn.execute(select(status).where(status.c.domain == domain))).first()
+            return None if row is None else _result_from_row(row)
+
+    async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
+        async with self._connect() as conn:
+            rows = await conn.execute(
+                select(history)
+                .where(history.c.domain == domain)
+                .order_by(history.c.timestamp.desc(), history.c.id.desc())
+                .limit(limit)
+            )
+            return [_result_from_row(row) for row in rows]
