@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: errors end in one line on stderr, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args or ["--help"], standalone_mode=False)
+        code = app(args=args or ["--help"], prog_name="rechecker", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -266,3 +266,5 @@ def main(argv: list[str] | None = None) -> None:
     except (CliError, InventoryError, StoreError) as exc:
         typer.echo(f"rechecker: error: {exc}", err=True)
         sys.exit(1)
+    # Outside standalone mode, typer returns a command's ``typer.Exit`` code instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)

@@ -104,13 +104,13 @@ def _normalize_host(raw: str, host: str) -> str:
         pass
     else:
         raise InvalidDomainError(raw, "an IP address, not a domain name")
-    try:
-        ascii_host = idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise InvalidDomainError(raw, f"not a valid internationalised name: {exc}") from exc
-    except UnicodeError as exc:
-        raise InvalidDomainError(raw, f"not a valid name: {exc}") from exc
-    ascii_host = ascii_host.lower()
+    if host.isascii():
+        ascii_host = host.lower()
+    else:
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii").lower()
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidDomainError(raw, f"not a valid internationalised name: {exc}") from exc
     if len(ascii_host) > MAX_DOMAIN_LENGTH:
         raise InvalidDomainError(raw, f"longer than {MAX_DOMAIN_LENGTH} characters")
     labels = ascii_host.split(".")

@@ -17,6 +17,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return redact_text(url)
     netloc = parts.netloc
+    if "@" not in netloc and not parts.query:
+        return url
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
         user = userinfo.split(":", 1)[0]

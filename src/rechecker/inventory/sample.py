@@ -37,15 +37,25 @@ def ensure_sample_inventory(path: Path, table: str = "sites") -> bool:
     """
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute(
-            f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, base_url TEXT, '
-            "status TEXT NOT NULL, udomain TEXT, source_id INTEGER)"
-        )
-        conn.executemany(
-            f'INSERT INTO "{table}" (id, base_url, status, udomain) VALUES (?, ?, ?, ?)',  # noqa: S608
-            SAMPLE_ROWS,
-        )
+    write_inventory(path, SAMPLE_ROWS, table)
     log.info("created sample inventory", extra={"path": str(path), "rows": len(SAMPLE_ROWS)})
     return True
+
+
+def write_inventory(
+    path: Path, rows: list[tuple[int, str, str, str]], table: str = "sites"
+) -> None:
+    """Write (id, base_url, status, udomain) rows to a SQLite inventory in the original's shape,
+    replacing the rows it had."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quoted = '"' + table.replace('"', '""') + '"'
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {quoted} (id INTEGER PRIMARY KEY, base_url TEXT, "
+            "status TEXT NOT NULL, udomain TEXT, source_id INTEGER)"
+        )
+        conn.execute(f"DELETE FROM {quoted}")  # noqa: S608 - quoted identifier from settings
+        conn.executemany(
+            f"INSERT INTO {quoted} (id, base_url, status, udomain) VALUES (?, ?, ?, ?)",  # noqa: S608
+            rows,
+        )

@@ -163,13 +163,13 @@ class SqlStore(Store):
     async def open(self) -> None:
         if self._engine is not None:
             return
-        if self._url.get_backend_name() == "sqlite" and self._url.database:
-            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(self._url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._engine = engine
         try:
+            if engine.dialect.name == "sqlite" and self._url.database:
+                Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
         except (SQLAlchemyError, OSError) as exc:

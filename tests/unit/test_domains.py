@@ -1,0 +1,58 @@
+"""Domain normalisation: the one gate every name from outside passes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from rechecker.domains import InvalidDomainError, normalize_domain, normalize_target
+
+
+@pytest.mark.parametrize(
+    ("value", "domain", "url"),
+    [
+        ("Example.COM.", "example.com", "https://example.com/"),
+        ("  example.com  ", "example.com", "https://example.com/"),
+        ("http://domain.com/?lid=", "domain.com", "http://domain.com/?lid="),
+        ("https://EXAMPLE.com:8443/x?y=1#frag", "example.com", "https://example.com:8443/x?y=1"),
+        ("example.com:8080", "example.com", "https://example.com:8080/"),
+        ("bücher.de", "xn--bcher-kva.de", "https://xn--bcher-kva.de/"),
+        ("HTTP://Sub.Example.org/path", "sub.example.org", "http://sub.example.org/path"),
+    ],
+)
+def test_normalises(value: str, domain: str, url: str) -> None:
+    target = normalize_target(value)
+    assert (target.domain, target.url) == (domain, url)
+
+
+def test_udomain_names_the_site_when_given() -> None:
+    target = normalize_target("http://www.Example.com/?lid=", domain="Example.com")
+    assert (target.domain, target.url) == ("example.com", "http://www.example.com/?lid=")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "empty"),
+        ("javascript:alert(1)", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("ftp://example.com/", "scheme"),
+        ("1.2.3.4", "IP address"),
+        ("http://[::1]:80/", "IP address"),
+        ("localhost", "single label"),
+        ("foo bar.com", "whitespace"),
+        ("http://user:secret@example.com/", "credentials"),
+        ("a" * 64 + ".com", "label"),
+        ("x_y.com", "label"),
+        ("bü cher.de", "whitespace"),
+        ("xn--.com", "label"),
+        (("a" * 60 + ".") * 5 + "com", "253"),
+        ("-bad.com", "label"),
+        ("example.123", "top-level"),
+        ("example.com; rm -rf /", "whitespace"),
+        ("x' OR '1'='1.com", "whitespace"),
+    ],
+)
+def test_rejects_with_a_reason(value: str, reason: str) -> None:
+    with pytest.raises(InvalidDomainError) as caught:
+        normalize_domain(value)
+    assert reason in caught.value.reason
