@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,3 +35,24 @@ def settings(tmp_path: Path, targets: Targets) -> Settings:
         http_timeout=2.0,
         schedulers_enabled=False,
     )
+
+
+_skipped_in_ci: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In CI a skip hides a missing server; count it so the run fails."""
+    if report.skipped and os.environ.get("CI") == "true":
+        _skipped_in_ci.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_in_ci:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CI=true: {len(_skipped_in_ci)} skipped tests count as failures: "
+                + ", ".join(_skipped_in_ci[:10]),
+                red=True,
+            )

@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up first.
+# uv comes from PyPI; the locked environment (uv.lock) goes to .venv.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(PYTHON) -m uv
+
+.PHONY: run test setup lint typecheck unit clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+## run: sync the sample inventory, then serve dashboard :8080, backend :8081, core :8082
+run: setup
+	$(UV) run --frozen --no-sync rechecker all
+
+## test: lint, type-check and run every test against real servers on loopback
+test: setup lint typecheck
+	$(UV) run --frozen --no-sync pytest
+
+lint: setup
+	$(UV) run --frozen --no-sync ruff check src tests
+	$(UV) run --frozen --no-sync ruff format --check src tests
+
+typecheck: setup
+	$(UV) run --frozen --no-sync mypy
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
