@@ -14,7 +14,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 def test_every_setting_is_documented() -> None:
     documented = DOCS.read_text(encoding="utf-8")
-    missing = [name for name in Settings.model_fields if f"`RECHECKER_{name.upper()}`" not in documented]
+    missing = [
+        name for name in Settings.model_fields if f"`RECHECKER_{name.upper()}`" not in documented
+    ]
     assert missing == []
 
 
@@ -41,7 +43,10 @@ def test_describe_masks_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("sqlite+aiosqlite:////var/lib/x.sqlite3", "sqlite+aiosqlite:////var/lib/x.sqlite3"),
         ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg://u:***@h/db"),
-        ("https://hooks.example/services/T0/B0?token=abc", "https://hooks.example/services/T0/B0?***"),
+        (
+            "https://hooks.example/services/T0/B0?token=abc",
+            "https://hooks.example/services/T0/B0?***",
+        ),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

@@ -14,8 +14,13 @@ def test_log_lines_are_json_with_secrets_masked() -> None:
         raise ConnectionError("cannot reach mysql+asyncmy://root:example@db:3306/inventory")
     except ConnectionError:
         record = logging.LogRecord(
-            "rechecker.test", logging.ERROR, __file__, 1,
-            "sync failed for %s", ("mysql+asyncmy://root:example@db:3306/inventory",), sys.exc_info(),
+            "rechecker.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "sync failed for %s",
+            ("mysql+asyncmy://root:example@db:3306/inventory",),
+            sys.exc_info(),
         )
     line = RedactingFormatter().format(record)
     document = json.loads(line)
