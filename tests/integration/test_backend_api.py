@@ -130,3 +130,46 @@ def test_healthz_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/query_db", "/add_new", "/check_db", "/delete_old", "/sync", "/healthz"} <= set(paths)
+
+
+def metric(client: TestClient, name: str) -> float:
+    """One sample's value, read with Prometheus' own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_a_blocked_removal_is_visible_on_the_api_and_metrics(
+    client: TestClient, settings: Settings, targets: Targets
+) -> None:
+    client.post("/sync")
+    assert metric(client, "rechecker_sync_removal_blocked") == 0
+    use_inventory(settings, [])
+    client.post("/sync")
+    status = client.get("/sync/status").json()["sync"]
+    assert status["ok"] is True and status["removed"] == 0
+    assert "no usable sites" in status["removal_blocked"]
+    assert metric(client, "rechecker_sync_removal_blocked") == 1
+    assert metric(client, "rechecker_inventory_sites") == 0
+
+
+def test_an_inventory_failure_is_visible_and_the_next_sync_recovers(
+    client: TestClient, settings: Settings, targets: Targets
+) -> None:
+    client.post("/sync")
+    with closing(sqlite3.connect(settings.sample_inventory_path)) as conn:
+        conn.execute("ALTER TABLE sites RENAME TO sites_moved")
+    assert client.post("/sync").status_code == 502
+    failed = client.get("/sync/status").json()["sync"]
+    assert failed["ok"] is False and "cannot read inventory" in failed["error"]
+    assert metric(client, "rechecker_inventory_up") == 0
+    with closing(sqlite3.connect(settings.sample_inventory_path)) as conn:
+        conn.execute("ALTER TABLE sites_moved RENAME TO sites")
+    assert client.post("/sync").status_code == 200
+    assert client.get("/sync/status").json()["sync"]["ok"] is True
+    assert metric(client, "rechecker_inventory_up") == 1
+    assert metric(client, "rechecker_inventory_sites") == len(targets.urls())

@@ -10,11 +10,19 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 from rechecker import __version__
-from rechecker.api import get_settings, get_store, health_router, install_error_handlers
+from rechecker.api import (
+    get_settings,
+    get_store,
+    health_router,
+    install_error_handlers,
+    metrics_router,
+)
 from rechecker.backend import sync as steps
+from rechecker.backend.tracker import SyncOutcome, SyncTracker
 from rechecker.config import Settings
 from rechecker.domains import InvalidDomainError, normalize_target
 from rechecker.inventory import Inventory, InventoryError, Rejected, create_inventory
@@ -82,9 +90,15 @@ def get_inventory(request: Request) -> Inventory:
     return inventory
 
 
+def get_tracker(request: Request) -> SyncTracker:
+    tracker: SyncTracker = request.app.state.tracker
+    return tracker
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 InventoryDep = Annotated[Inventory, Depends(get_inventory)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+TrackerDep = Annotated[SyncTracker, Depends(get_tracker)]
 Force = Annotated[bool, Query(description="Apply removals even when the drop looks suspicious.")]
 
 router = APIRouter()
@@ -188,12 +202,19 @@ async def delete_old(
 
 @router.post("/sync", response_model=SyncResponse, summary="Add new and remove old sites")
 async def sync(
-    store: StoreDep, inventory: InventoryDep, settings: SettingsDep, force: Force = False
+    store: StoreDep,
+    inventory: InventoryDep,
+    settings: SettingsDep,
+    tracker: TrackerDep,
+    force: Force = False,
 ) -> SyncResponse:
     """One full sync from one inventory read."""
     try:
-        report = await steps.sync(
-            store, inventory, max_drop_ratio=settings.sync_max_drop_ratio, force=force
+        report = await tracker.track(
+            "sync",
+            lambda: steps.sync(
+                store, inventory, max_drop_ratio=settings.sync_max_drop_ratio, force=force
+            ),
         )
     except InventoryError as exc:
         raise HTTPException(status_code=502, detail=str(exc)) from exc
@@ -203,6 +224,12 @@ async def sync(
         rejected=_rejected(report.rejected),
         removal_blocked=report.removal_blocked,
     )
+
+
+@router.get("/sync/status", response_model=dict[str, SyncOutcome], summary="Last sync outcomes")
+async def sync_status(tracker: TrackerDep) -> dict[str, SyncOutcome]:
+    """The last outcome of each sync job: what it added and removed, or why it did not."""
+    return tracker.last
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -216,17 +243,24 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.store = store
         app.state.inventory = inventory
+        app.state.registry = registry = CollectorRegistry()
+        app.state.tracker = tracker = SyncTracker(registry)
         app.state.schedulers = [
             Periodic(
                 "schedule_db_sync",
                 settings.db_sync_interval,
-                lambda: steps.schedule_db_sync(store, inventory),
+                lambda: tracker.track(
+                    "schedule_db_sync", lambda: steps.schedule_db_sync(store, inventory)
+                ),
             ),
             Periodic(
                 "schedule_db_check",
                 settings.db_check_interval,
-                lambda: steps.schedule_db_check(
-                    store, inventory, max_drop_ratio=settings.sync_max_drop_ratio
+                lambda: tracker.track(
+                    "schedule_db_check",
+                    lambda: steps.schedule_db_check(
+                        store, inventory, max_drop_ratio=settings.sync_max_drop_ratio
+                    ),
                 ),
             ),
         ]
@@ -250,4 +284,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     return app

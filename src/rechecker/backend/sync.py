@@ -37,6 +37,7 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     removal_blocked: str | None = None
+    inventory_sites: int = 0
 
 
 async def query_db(inventory: Inventory) -> InventoryRead:
@@ -108,10 +109,14 @@ async def delete_old(store: Store, domains: Sequence[str]) -> list[str]:
     return removed
 
 
-async def schedule_db_sync(store: Store, inventory: Inventory) -> list[str]:
+async def schedule_db_sync(store: Store, inventory: Inventory) -> SyncReport:
     """The original's add path: query the inventory, add what is new."""
     read = await query_db(inventory)
-    return await add_new(store, read.sites)
+    return SyncReport(
+        added=await add_new(store, read.sites),
+        rejected=read.rejected,
+        inventory_sites=len(read.sites),
+    )
 
 
 async def schedule_db_check(
@@ -133,7 +138,11 @@ async def sync(
 
 
 async def _apply_removal(store: Store, plan: SyncPlan) -> SyncReport:
-    report = SyncReport(rejected=plan.rejected, removal_blocked=plan.removal_blocked)
+    report = SyncReport(
+        rejected=plan.rejected,
+        removal_blocked=plan.removal_blocked,
+        inventory_sites=plan.inventory_sites,
+    )
     if plan.removal_blocked:
         log.error("removal blocked: %s", plan.removal_blocked)
     elif plan.to_remove:

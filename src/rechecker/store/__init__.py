@@ -6,7 +6,12 @@ from rechecker.store.base import Store, StoreError
 
 
 def create_store(url: str) -> Store:
-    """A store for a SQLAlchemy URL (``sqlite+aiosqlite://``, ``mysql+asyncmy://``, …)."""
+    """The store a URL names: ``mongodb://`` (or ``mongodb+srv://``) for MongoDB, any other
+    for SQLAlchemy (``sqlite+aiosqlite://``, ``mysql+asyncmy://``, ``postgresql+asyncpg://``)."""
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from rechecker.store.mongo import MongoStore
+
+        return MongoStore(url)
     from rechecker.store.sql import SqlStore
 
     return SqlStore(url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 
 from rechecker.models import CheckResult, Site
 
@@ -71,3 +72,7 @@ class Store(ABC):
     @abstractmethod
     async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
         """The domain's results, newest first."""
+
+    @abstractmethod
+    async def purge_history(self, before: datetime) -> int:
+        """Delete history older than ``before`` (the retention limit); returns how many."""

@@ -13,12 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -32,8 +36,11 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from rechecker.models import CheckResult, Site
 from rechecker.redact import redact_text, redact_url
@@ -49,6 +56,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -79,8 +91,8 @@ def _result_columns() -> list[Column[Any]]:
         Column("url", String(2048), nullable=False),
         Column("state", String(16), nullable=False),
         Column("status_code", Integer, nullable=True),
-        Column("error_class", String(32), nullable=False, default=""),
-        Column("error_message", Text, nullable=False, default=""),
+        Column("error_class", String(32), nullable=False),
+        Column("error_message", Text, nullable=False),
         Column("latency_ms", Float, nullable=True),
         Column("detail", JSON, nullable=False),
     ]
@@ -96,9 +108,11 @@ status = Table(
 history = Table(
     "history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("domain", String(253), nullable=False, index=True),
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("domain", String(253), nullable=False),
     *_result_columns(),
+    Index("ix_history_domain_timestamp", "domain", "timestamp"),
+    Index("ix_history_timestamp", "timestamp"),
 )
 
 
@@ -146,6 +160,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _migrate(connection: Connection) -> None:
+    """Bring the schema to the newest revision; versioned, so a deployed store never drifts."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    alembic_command.upgrade(config, "head")
+
+
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self._url = make_url(url)
@@ -171,7 +196,7 @@ class SqlStore(Store):
             if engine.dialect.name == "sqlite" and self._url.database:
                 Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
             async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+                await conn.run_sync(_migrate)
         except (SQLAlchemyError, OSError) as exc:
             await self.close()
             raise self._error("cannot open the store", exc) from exc
@@ -324,3 +349,8 @@ class SqlStore(Store):
                 .limit(limit)
             )
             return [_result_from_row(row) for row in rows]
+
+    async def purge_history(self, before: datetime) -> int:
+        async with self._begin() as conn:
+            result = await conn.execute(delete(history).where(history.c.timestamp < before))
+            return int(result.rowcount or 0)

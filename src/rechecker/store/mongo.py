@@ -1,0 +1,236 @@
+"""The store on MongoDB through PyMongo's async API, in the original's ``endpoints`` database.
+
+Only the portable subset of MongoDB is used — single-document writes, unordered bulk
+writes, plain indexes; no multi-document transactions, time-series collections, TTL indexes
+or ``$lookup`` — so that MongoDB 6-8, FerretDB, Amazon DocumentDB and Azure Cosmos DB for
+MongoDB all work. Every write is idempotent, so a retried batch never doubles anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.uri_parser import parse_uri
+
+from rechecker.models import CheckResult, Site
+from rechecker.redact import redact_text, redact_url
+from rechecker.store.base import Store, StoreError
+
+DEFAULT_DATABASE = "endpoints"
+DUPLICATE_KEY = 11000
+_CHUNK = 1000
+
+_RESULT_FIELDS = (
+    "domain",
+    "url",
+    "timestamp",
+    "state",
+    "status_code",
+    "error_class",
+    "error_message",
+    "latency_ms",
+    "dns",
+    "http",
+)
+
+
+def _document(result: CheckResult) -> dict[str, Any]:
+    document = result.model_dump(mode="json", exclude={"timestamp"})
+    document["timestamp"] = result.timestamp  # a BSON date, so ranges and sorting work
+    return document
+
+
+def _result(document: dict[str, Any]) -> CheckResult:
+    return CheckResult.model_validate({key: document.get(key) for key in _RESULT_FIELDS})
+
+
+def _site(document: dict[str, Any]) -> Site:
+    return Site.model_validate(
+        {key: document.get(key) for key in ("domain", "url", "inventory_id", "added_at")}
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class MongoStore(Store):
+    def __init__(self, url: str, *, timeout_ms: int = 5000) -> None:
+        self._url = url
+        self._database_name = parse_uri(url).get("database") or DEFAULT_DATABASE
+        self._timeout_ms = timeout_ms
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"MongoStore({redact_url(self._url)!r})"
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"{what} at {redact_url(self._url)}: {redact_text(str(exc))}")
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._client is None:
+            raise StoreError("store is not open")
+        return self._client[self._database_name]
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        self._client = AsyncMongoClient(
+            self._url,
+            tz_aware=True,
+            tzinfo=UTC,
+            serverSelectionTimeoutMS=self._timeout_ms,
+            connectTimeoutMS=self._timeout_ms,
+            appname="rechecker",
+        )
+        try:
+            db = self.db
+            await db.sites.create_index([("domain", ASCENDING)], unique=True, name="domain")
+            await db.status.create_index([("domain", ASCENDING)], unique=True, name="domain")
+            await db.history.create_index(
+                [("domain", ASCENDING), ("timestamp", DESCENDING)], name="domain_timestamp"
+            )
+            await db.history.create_index([("timestamp", ASCENDING)], name="timestamp")
+        except PyMongoError as exc:
+            await self.close()
+            raise self._error("cannot open the store", exc) from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ping(self) -> None:
+        try:
+            await self.db.command("ping")
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    # --- sites -----------------------------------------------------------------------------
+    async def list_sites(self) -> list[Site]:
+        try:
+            cursor = self.db.sites.find({}, {"_id": 0}).sort("domain", ASCENDING)
+            return [_site(doc) async for doc in cursor]
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    async def get_site(self, domain: str) -> Site | None:
+        try:
+            document = await self.db.sites.find_one({"domain": domain}, {"_id": 0})
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+        return None if document is None else _site(document)
+
+    async def _existing(self, domains: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(domains):
+            cursor = self.db.sites.find({"domain": {"$in": list(chunk)}}, {"_id": 0})
+            found.update({doc["domain"]: doc async for doc in cursor})
+        return found
+
+    async def add_sites(self, sites: Sequence[Site]) -> list[str]:
+        unique = list({site.domain: site for site in sites}.values())
+        try:
+            existing = await self._existing([site.domain for site in unique])
+            new = [site for site in unique if site.domain not in existing]
+            changed = [
+                UpdateOne(
+                    {"domain": site.domain},
+                    {"$set": {"url": site.url, "inventory_id": site.inventory_id}},
+                )
+                for site in unique
+                if site.domain in existing
+                and (existing[site.domain].get("url"), existing[site.domain].get("inventory_id"))
+                != (site.url, site.inventory_id)
+            ]
+            if changed:
+                await self.db.sites.bulk_write(changed, ordered=False)
+            inserted = await self._insert_new(new)
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+        return inserted
+
+    async def _insert_new(self, new: list[Site]) -> list[str]:
+        """Insert, tolerating another replica inserting the same domain at the same moment."""
+        inserted: list[str] = []
+        for chunk in _chunks(new):
+            try:
+                await self.db.sites.insert_many(
+                    [site.model_dump() for site in chunk], ordered=False
+                )
+                inserted.extend(site.domain for site in chunk)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                    raise
+                lost = {error["index"] for error in errors}
+                inserted.extend(site.domain for i, site in enumerate(chunk) if i not in lost)
+        return inserted
+
+    async def remove_sites(self, domains: Sequence[str]) -> list[str]:
+        try:
+            present = sorted(await self._existing(list(dict.fromkeys(domains))))
+            for chunk in _chunks(present):
+                await self.db.status.delete_many({"domain": {"$in": list(chunk)}})
+                await self.db.sites.delete_many({"domain": {"$in": list(chunk)}})
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+        return present
+
+    # --- results ---------------------------------------------------------------------------
+    async def record_results(self, results: Sequence[CheckResult]) -> None:
+        if not results:
+            return
+        for result in results:
+            if result.timestamp.tzinfo is None:
+                raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        documents = [_document(result) for result in results]
+        try:
+            await self.db.history.insert_many([dict(doc) for doc in documents], ordered=False)
+            monitored = await self._existing([doc["domain"] for doc in documents])
+            latest = {doc["domain"]: doc for doc in documents if doc["domain"] in monitored}
+            if latest:
+                await self.db.status.bulk_write(
+                    [ReplaceOne({"domain": d}, doc, upsert=True) for d, doc in latest.items()],
+                    ordered=False,
+                )
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+
+    async def list_status(self) -> list[CheckResult]:
+        try:
+            cursor = self.db.status.find({}, {"_id": 0}).sort("domain", ASCENDING)
+            return [_result(doc) async for doc in cursor]
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    async def get_status(self, domain: str) -> CheckResult | None:
+        try:
+            document = await self.db.status.find_one({"domain": domain}, {"_id": 0})
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+        return None if document is None else _result(document)
+
+    async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
+        try:
+            cursor = (
+                self.db.history.find({"domain": domain}, {"_id": 0})
+                .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
+                .limit(limit)
+            )
+            return [_result(doc) async for doc in cursor]
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    async def purge_history(self, before: datetime) -> int:
+        try:
+            deleted = await self.db.history.delete_many({"timestamp": {"$lt": before}})
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+        return int(deleted.deleted_count)
