@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 
-.PHONY: run test setup lint typecheck unit clean
+.PHONY: run test setup servers lint typecheck unit clean
 
 setup: .venv/.synced
 
@@ -17,13 +17,17 @@ setup: .venv/.synced
 run: setup
 	$(UV) run --frozen --no-sync rechecker all
 
+## servers: install MariaDB and PostgreSQL (as root) and build FerretDB into ~/.cache, once
+servers:
+	bash scripts/install-test-servers.sh
+
 ## test: lint, type-check and run every test against real servers on loopback
-test: setup lint typecheck
+test: setup servers lint typecheck
 	$(UV) run --frozen --no-sync pytest
 
 lint: setup
-	$(UV) run --frozen --no-sync ruff check src tests
-	$(UV) run --frozen --no-sync ruff format --check src tests
+	$(UV) run --frozen --no-sync ruff check src tests scripts
+	$(UV) run --frozen --no-sync ruff format --check src tests scripts
 
 typecheck: setup
 	$(UV) run --frozen --no-sync mypy

@@ -11,6 +11,8 @@ import pytest
 from rechecker.config import Settings
 from tests.support.targets import LoopThread, Targets, start_targets
 
+pytest_plugins = ["tests.support.databases"]
+
 
 @pytest.fixture(scope="session")
 def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:

@@ -36,4 +36,6 @@ def setup_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "werkzeug"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Alembic announces every plugin it loads; its migration lines are the useful part.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     _configured = True

@@ -56,3 +56,10 @@ def test_rejects_with_a_reason(value: str, reason: str) -> None:
     with pytest.raises(InvalidDomainError) as caught:
         normalize_domain(value)
     assert reason in caught.value.reason
+
+
+def test_rejected_inventory_rows_never_show_a_password() -> None:
+    from rechecker.inventory.base import InventoryRow, normalize_rows
+
+    read = normalize_rows([InventoryRow("7", "http://admin:hunter2@example.com/", None)])
+    assert [r.value for r in read.rejected] == ["http://***@example.com/"]

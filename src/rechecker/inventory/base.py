@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rechecker.domains import InvalidDomainError, normalize_target
 from rechecker.models import Site
+from rechecker.redact import redact_text
 
 
 class InventoryError(Exception):
@@ -45,15 +46,16 @@ def normalize_rows(rows: list[InventoryRow]) -> InventoryRead:
     seen: dict[str, str | None] = {}
     for row in rows:
         value = row.url or row.domain or ""
+        shown = redact_text(value[:300])  # a URL in the inventory may carry a password
         try:
             target = normalize_target(value, domain=row.domain)
         except InvalidDomainError as exc:
-            read.rejected.append(Rejected(row.inventory_id, value[:300], exc.reason))
+            read.rejected.append(Rejected(row.inventory_id, shown, exc.reason))
             continue
         if target.domain in seen:
             first = seen[target.domain]
             reason = f"duplicate of {target.domain}" + (f" (inventory id {first})" if first else "")
-            read.rejected.append(Rejected(row.inventory_id, value[:300], reason))
+            read.rejected.append(Rejected(row.inventory_id, shown, reason))
             continue
         seen[target.domain] = row.inventory_id
         read.sites.append(Site(domain=target.domain, url=target.url, inventory_id=row.inventory_id))

@@ -44,7 +44,8 @@ class Store(ABC):
     async def add_sites(self, sites: Sequence[Site]) -> list[str]:
         """Add the sites not yet present (an existing domain gets its URL updated).
 
-        Returns the domains that were new. Safe to repeat and to run concurrently.
+        Returns the domains that were new. Safe to repeat and to run concurrently (two
+        callers racing on the same new domain may both report it; it is stored once).
         """
 
     @abstractmethod

@@ -6,15 +6,19 @@ identity map would only cost memory there.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -163,8 +167,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+_migration_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _migration_lock() -> asyncio.Lock:
+    """One migration at a time per event loop.
+
+    Alembic keeps its migration context in a module global, and ``run_sync`` interleaves
+    two migrations on one loop (``rechecker all`` opens a store per component), which would
+    mix their contexts. Separate processes are separate modules and need no lock.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _migration_locks.get(loop)
+    if lock is None:
+        lock = _migration_locks[loop] = asyncio.Lock()
+    return lock
+
+
 def _migrate(connection: Connection) -> None:
     """Bring the schema to the newest revision; versioned, so a deployed store never drifts."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    if MigrationContext.configure(connection).get_current_revision() == head:
+        return
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -195,7 +219,7 @@ class SqlStore(Store):
         try:
             if engine.dialect.name == "sqlite" and self._url.database:
                 Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
-            async with engine.begin() as conn:
+            async with _migration_lock(), engine.begin() as conn:
                 await conn.run_sync(_migrate)
         except (SQLAlchemyError, OSError) as exc:
             await self.close()
