@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     db_sync_interval: float = Field(900.0, gt=0)
     db_check_interval: float = Field(900.0, gt=0)
     healthcheck_interval: float = Field(480.0, gt=0)
+    history_retention_days: float = Field(
+        30.0, gt=0, description="History older than this is deleted, hourly."
+    )
 
     # --- checks --------------------------------------------------------------------------
     check_concurrency: int = Field(200, ge=1, le=10_000)

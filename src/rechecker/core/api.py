@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -17,7 +18,7 @@ from rechecker import __version__
 from rechecker.api import domain_param, get_store, health_router, install_error_handlers
 from rechecker.config import Settings
 from rechecker.core.checker import check_site, run_cycle
-from rechecker.models import CheckResult, DnsResult, HttpResult, Site
+from rechecker.models import CheckResult, DnsResult, HttpResult, Site, utcnow
 from rechecker.probes import PROBES, ProbeContext, ProbeSettings
 from rechecker.scheduling import Periodic
 from rechecker.store import Store, create_store
@@ -39,6 +40,9 @@ ProbeDep = Annotated[ProbeContext, Depends(get_probe_context)]
 Domain = Annotated[str, Depends(domain_param)]
 
 router = APIRouter()
+
+#: Seconds between deletions of history older than the retention period.
+HISTORY_PURGE_INTERVAL = 3600.0
 
 
 async def _site_for(store: Store, domain: str) -> Site:
@@ -116,13 +120,23 @@ def create_app(settings: Settings) -> FastAPI:
                     batch_size=settings.result_batch_size,
                 ),
             )
-            app.state.schedulers = [scheduler]
+            retention = timedelta(days=settings.history_retention_days)
+            app.state.schedulers = [
+                scheduler,
+                Periodic(
+                    "purge_history",
+                    HISTORY_PURGE_INTERVAL,
+                    lambda: store.purge_history(utcnow() - retention),
+                ),
+            ]
             if settings.schedulers_enabled:
-                scheduler.start()
+                for periodic in app.state.schedulers:
+                    periodic.start()
             try:
                 yield
             finally:
-                await scheduler.stop()
+                for periodic in app.state.schedulers:
+                    await periodic.stop()
                 await store.close()
 
     app = FastAPI(
