@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from rechecker.results import DnsOutcome, DnsResult, HttpOutcome, HttpResult
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC; computed per call, never at import."""
@@ -22,61 +24,9 @@ class Site(BaseModel):
     added_at: datetime = Field(default_factory=utcnow)
 
 
-class DnsOutcome(StrEnum):
-    OK = "OK"
-    NXDOMAIN = "NXDOMAIN"
-    NOANSWER = "NOANSWER"
-    SERVFAIL = "SERVFAIL"
-    REFUSED = "REFUSED"
-    TIMEOUT = "TIMEOUT"
-    ERROR = "ERROR"
-
-
-class HttpOutcome(StrEnum):
-    OK = "OK"
-    HTTP_STATUS = "HTTP_STATUS"
-    REFUSED = "REFUSED"
-    RESET = "RESET"
-    TIMEOUT = "TIMEOUT"
-    TLS = "TLS"
-    TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
-    UNRESOLVED = "UNRESOLVED"
-    ERROR = "ERROR"
-
-
 class State(StrEnum):
     UP = "UP"
     DOWN = "DOWN"
-
-
-class DnsResult(BaseModel):
-    """What the DNS probe saw for one name (A and AAAA)."""
-
-    outcome: DnsOutcome
-    addresses: list[str] = Field(default_factory=list)
-    resolver: str | None = None
-    latency_ms: float = 0.0
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is DnsOutcome.OK
-
-
-class HttpResult(BaseModel):
-    """What the HTTP probe saw for one URL."""
-
-    url: str
-    outcome: HttpOutcome
-    status_code: int | None = None
-    reason: str = ""
-    final_url: str | None = None
-    latency_ms: float = 0.0
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is HttpOutcome.OK
 
 
 class CheckResult(BaseModel):
@@ -100,3 +50,15 @@ class CheckResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.state is State.UP
+
+
+__all__ = [
+    "CheckResult",
+    "DnsOutcome",
+    "DnsResult",
+    "HttpOutcome",
+    "HttpResult",
+    "Site",
+    "State",
+    "utcnow",
+]
