@@ -175,3 +175,41 @@ async def test_the_migrated_schema_is_the_model(
         await sql_store.open()  # a second open finds the schema current and changes nothing
     finally:
         await sql_store.close()
+
+
+async def test_incidents_open_close_and_list(store: Store) -> None:
+    from rechecker.models import Incident
+
+    started = datetime.now(UTC) - timedelta(hours=1)
+    first = Incident(id="i1", domain="a.example", started_at=started, cause="dns_nxdomain")
+    other = Incident(id="i2", domain="b.example", started_at=started + timedelta(minutes=5))
+    await store.save_incidents([first, other])
+    assert [i.id for i in await store.list_incidents(open_only=True)] == ["i2", "i1"]
+    closed = first.model_copy(update={"ended_at": started + timedelta(minutes=30)})
+    await store.save_incidents([closed])
+    assert [i.id for i in await store.list_incidents(open_only=True)] == ["i2"]
+    [back] = await store.list_incidents(domain="a.example")
+    assert back.duration_s == 30 * 60 and back.cause == "dns_nxdomain"
+    assert {i.id for i in await store.get_incidents(["i1", "i2", "nope"])} == {"i1", "i2"}
+
+
+async def test_state_tracking_fields_survive_the_round_trip(store: Store) -> None:
+    await store.add_sites([Site(domain="a.example", url="https://a.example/")])
+    since = datetime.now(UTC) - timedelta(minutes=16)
+    down = result("a.example", up=False).model_copy(
+        update={
+            "verdict": State.DOWN,
+            "state_since": since,
+            "consecutive_failures": 3,
+            "incident_id": "i9",
+        }
+    )
+    await store.record_results([down])
+    statuses = await store.get_statuses(["a.example", "b.example"])
+    assert list(statuses) == ["a.example"]
+    back = statuses["a.example"]
+    assert (back.verdict, back.consecutive_failures, back.incident_id) == (State.DOWN, 3, "i9")
+    assert back.state_since is not None
+    assert abs((back.state_since - since).total_seconds()) < 0.001
+    [point] = await store.history_points("a.example", since)
+    assert (point.verdict, point.latency_ms) == (State.DOWN, 12.5)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from rechecker.core.recorder import Recorder
+from rechecker.core.state import Thresholds
 from rechecker.models import CheckResult, Site, State, utcnow
 from rechecker.probes import dns, http
 from rechecker.probes.context import ProbeContext, pinned_addresses
@@ -28,6 +30,7 @@ async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
             url=site.url,
             timestamp=timestamp,
             state=State.DOWN,
+            verdict=State.DOWN,
             error_class=f"dns_{dns_result.outcome.value.lower()}",
             error_message=dns_result.message or dns_result.outcome.value,
             dns=dns_result,
@@ -40,11 +43,13 @@ async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
     finally:
         if token is not None:
             pinned_addresses.reset(token)
+    verdict = State.UP if http_result.ok else State.DOWN
     return CheckResult(
         domain=site.domain,
         url=site.url,
         timestamp=timestamp,
-        state=State.UP if http_result.ok else State.DOWN,
+        state=verdict,
+        verdict=verdict,
         status_code=http_result.status_code,
         error_class="" if http_result.ok else f"http_{http_result.outcome.value.lower()}",
         error_message=http_result.message,
@@ -71,11 +76,16 @@ async def run_cycle(
     concurrency: int,
     batch_size: int,
     sites: Sequence[Site] | None = None,
+    recorder: Recorder | None = None,
 ) -> CycleReport:
     """Check every site (or the given ones) with at most ``concurrency`` checks in flight,
-    writing results to the store in batches of ``batch_size``."""
+    recording results (state, incidents, alerts) in batches of ``batch_size``.
+
+    ``recorder`` defaults to one with the default thresholds and no alerts.
+    """
     report = CycleReport()
     started = time.perf_counter()
+    recorder = recorder or Recorder(store, Thresholds())
     todo = list(sites) if sites is not None else await store.list_sites()
     report.sites = len(todo)
     pending: list[CheckResult] = []
@@ -84,19 +94,19 @@ async def run_cycle(
     async def flush() -> None:
         batch = pending[:]
         pending.clear()
-        if batch:
-            await store.record_results(batch)
+        for result in await recorder.record(batch):
+            if result.ok:
+                report.up += 1
+            else:
+                report.down += 1
 
     async def worker() -> None:
         for site in queue:
             result = await check_site(site, ctx)
             report.checked += 1
-            if result.ok:
-                report.up += 1
-            else:
-                report.down += 1
-                log.warning(
-                    "%s is down: %s",
+            if not result.ok:
+                log.info(
+                    "%s check failed: %s",
                     result.domain,
                     result.error_message,
                     extra={"domain": result.domain, "error_class": result.error_class},

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 
-from rechecker.models import CheckResult, Site
+from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 
 
 class StoreError(Exception):
@@ -71,9 +71,32 @@ class Store(ABC):
     async def get_status(self, domain: str) -> CheckResult | None: ...
 
     @abstractmethod
+    async def get_statuses(self, domains: Sequence[str]) -> dict[str, CheckResult]:
+        """The latest result of each of these domains that has one (for state transitions)."""
+
+    @abstractmethod
     async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
         """The domain's results, newest first."""
 
     @abstractmethod
+    async def history_points(self, domain: str, since: datetime) -> list[HistoryPoint]:
+        """The domain's checks since ``since``, oldest first, without detail."""
+
+    @abstractmethod
     async def purge_history(self, before: datetime) -> int:
         """Delete history older than ``before`` (the retention limit); returns how many."""
+
+    # --- incidents ---------------------------------------------------------------------------
+    @abstractmethod
+    async def save_incidents(self, incidents: Sequence[Incident]) -> None:
+        """Insert new incidents and update existing ones (by id): opening and closing."""
+
+    @abstractmethod
+    async def get_incidents(self, ids: Sequence[str]) -> list[Incident]:
+        """The incidents with these ids (those that exist)."""
+
+    @abstractmethod
+    async def list_incidents(
+        self, *, domain: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[Incident]:
+        """Incidents, the most recently started first."""

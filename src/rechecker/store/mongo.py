@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from rechecker.models import CheckResult, Site
+from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 from rechecker.redact import redact_text, redact_url
 from rechecker.store.base import Store, StoreError
 
@@ -30,23 +30,34 @@ _RESULT_FIELDS = (
     "url",
     "timestamp",
     "state",
+    "verdict",
     "status_code",
     "error_class",
     "error_message",
     "latency_ms",
     "dns",
     "http",
+    "state_since",
+    "consecutive_failures",
+    "consecutive_successes",
+    "incident_id",
 )
+_HISTORY_EXCLUDE = {"state_since", "consecutive_failures", "consecutive_successes", "incident_id"}
+_INCIDENT_FIELDS = ("id", "domain", "started_at", "ended_at", "cause", "message")
 
 
 def _document(result: CheckResult) -> dict[str, Any]:
-    document = result.model_dump(mode="json", exclude={"timestamp"})
+    """The status document; history documents leave out the state-tracking fields."""
+    document = result.model_dump(mode="json", exclude={"timestamp", "state_since"})
     document["timestamp"] = result.timestamp  # a BSON date, so ranges and sorting work
+    document["state_since"] = result.state_since
     return document
 
 
 def _result(document: dict[str, Any]) -> CheckResult:
-    return CheckResult.model_validate({key: document.get(key) for key in _RESULT_FIELDS})
+    return CheckResult.model_validate(
+        {key: document[key] for key in _RESULT_FIELDS if document.get(key) is not None}
+    )
 
 
 def _site(document: dict[str, Any]) -> Site:
@@ -97,6 +108,11 @@ class MongoStore(Store):
                 [("domain", ASCENDING), ("timestamp", DESCENDING)], name="domain_timestamp"
             )
             await db.history.create_index([("timestamp", ASCENDING)], name="timestamp")
+            await db.incidents.create_index([("id", ASCENDING)], unique=True, name="id")
+            await db.incidents.create_index(
+                [("domain", ASCENDING), ("started_at", DESCENDING)], name="domain_started"
+            )
+            await db.incidents.create_index([("started_at", DESCENDING)], name="started")
         except PyMongoError as exc:
             await self.close()
             raise self._error("cannot open the store", exc) from exc
@@ -192,7 +208,10 @@ class MongoStore(Store):
                 raise ValueError("naive datetime given to the store; use timezone-aware UTC")
         documents = [_document(result) for result in results]
         try:
-            await self.db.history.insert_many([dict(doc) for doc in documents], ordered=False)
+            await self.db.history.insert_many(
+                [{k: v for k, v in doc.items() if k not in _HISTORY_EXCLUDE} for doc in documents],
+                ordered=False,
+            )
             monitored = await self._existing([doc["domain"] for doc in documents])
             latest = {doc["domain"]: doc for doc in documents if doc["domain"] in monitored}
             if latest:
@@ -216,6 +235,77 @@ class MongoStore(Store):
         except PyMongoError as exc:
             raise self._error("store unavailable", exc) from exc
         return None if document is None else _result(document)
+
+    async def get_statuses(self, domains: Sequence[str]) -> dict[str, CheckResult]:
+        found: dict[str, CheckResult] = {}
+        try:
+            for chunk in _chunks(list(dict.fromkeys(domains))):
+                cursor = self.db.status.find({"domain": {"$in": list(chunk)}}, {"_id": 0})
+                found.update({doc["domain"]: _result(doc) async for doc in cursor})
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+        return found
+
+    async def history_points(self, domain: str, since: datetime) -> list[HistoryPoint]:
+        try:
+            cursor = self.db.history.find(
+                {"domain": domain, "timestamp": {"$gte": since}},
+                {"_id": 0, "timestamp": 1, "state": 1, "verdict": 1, "latency_ms": 1},
+            ).sort([("timestamp", ASCENDING), ("_id", ASCENDING)])
+            return [
+                HistoryPoint(
+                    timestamp=doc["timestamp"],
+                    verdict=doc.get("verdict") or doc["state"],
+                    latency_ms=doc.get("latency_ms"),
+                )
+                async for doc in cursor
+            ]
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+
+    async def save_incidents(self, incidents: Sequence[Incident]) -> None:
+        if not incidents:
+            return
+        writes = [
+            ReplaceOne(
+                {"id": incident.id},
+                incident.model_dump(include=set(_INCIDENT_FIELDS)),
+                upsert=True,
+            )
+            for incident in incidents
+        ]
+        try:
+            await self.db.incidents.bulk_write(writes, ordered=False)
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+
+    async def get_incidents(self, ids: Sequence[str]) -> list[Incident]:
+        found: list[Incident] = []
+        try:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                cursor = self.db.incidents.find({"id": {"$in": list(chunk)}}, {"_id": 0})
+                found.extend([Incident.model_validate(doc) async for doc in cursor])
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+        return found
+
+    async def list_incidents(
+        self, *, domain: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[Incident]:
+        query: dict[str, Any] = {}
+        if domain is not None:
+            query["domain"] = domain
+        if open_only:
+            query["ended_at"] = None
+        try:
+            cursor = (
+                self.db.incidents.find(query, {"_id": 0})
+                .sort("started_at", DESCENDING)
+                .limit(limit)
+            )
+            return [Incident.model_validate(doc) async for doc in cursor]
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
 
     async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
         try:

@@ -46,7 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
-from rechecker.models import CheckResult, Site
+from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 from rechecker.redact import redact_text, redact_url
 from rechecker.store.base import Store, StoreError
 
@@ -94,6 +94,7 @@ def _result_columns() -> list[Column[Any]]:
         Column("timestamp", UTCDateTime(), nullable=False),
         Column("url", String(2048), nullable=False),
         Column("state", String(16), nullable=False),
+        Column("verdict", String(16), nullable=True),
         Column("status_code", Integer, nullable=True),
         Column("error_class", String(32), nullable=False),
         Column("error_message", Text, nullable=False),
@@ -107,6 +108,10 @@ status = Table(
     metadata,
     Column("domain", String(253), primary_key=True),
     *_result_columns(),
+    Column("state_since", UTCDateTime(), nullable=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("consecutive_successes", Integer, nullable=False),
+    Column("incident_id", String(64), nullable=True),
 )
 
 history = Table(
@@ -119,13 +124,30 @@ history = Table(
     Index("ix_history_timestamp", "timestamp"),
 )
 
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("domain", String(253), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("cause", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_incidents_domain_started", "domain", "started_at"),
+    Index("ix_incidents_started", "started_at"),
+)
+
+_STATE_FIELDS = ("state_since", "consecutive_failures", "consecutive_successes", "incident_id")
+
 
 def _row_from_result(result: CheckResult) -> dict[str, Any]:
+    """A history row; status rows add the state-tracking fields (see _status_row)."""
     return {
         "domain": result.domain,
         "timestamp": result.timestamp,
         "url": result.url,
         "state": result.state.value,
+        "verdict": None if result.verdict is None else result.verdict.value,
         "status_code": result.status_code,
         "error_class": result.error_class,
         "error_message": result.error_message,
@@ -134,13 +156,22 @@ def _row_from_result(result: CheckResult) -> dict[str, Any]:
     }
 
 
+def _status_row(result: CheckResult) -> dict[str, Any]:
+    row = _row_from_result(result)
+    row.update({field: getattr(result, field) for field in _STATE_FIELDS})
+    return row
+
+
 def _result_from_row(row: Any) -> CheckResult:
+    mapping = row._mapping
     return CheckResult.model_validate(
         {
+            **{field: mapping[field] for field in _STATE_FIELDS if field in mapping},
             "domain": row.domain,
             "url": row.url,
             "timestamp": row.timestamp,
             "state": row.state,
+            "verdict": row.verdict,
             "status_code": row.status_code,
             "error_class": row.error_class,
             "error_message": row.error_message,
@@ -274,7 +305,8 @@ class SqlStore(Store):
         return found
 
     async def add_sites(self, new_sites: Sequence[Site]) -> list[str]:
-        unique = list({site.domain: site for site in new_sites}.values())
+        # Sorted, so that concurrent syncs take row locks in one order and cannot deadlock.
+        unique = sorted({site.domain: site for site in new_sites}.values(), key=lambda s: s.domain)
         async with self._begin() as conn:
             existing = await self._existing(conn, [site.domain for site in unique])
             to_insert = [site for site in unique if site.domain not in existing]
@@ -308,9 +340,10 @@ class SqlStore(Store):
         async with self._begin() as conn:
             await conn.execute(history.insert(), rows)
             monitored = await self._existing(conn, [row["domain"] for row in rows])
-            latest = {row["domain"]: row for row in rows if row["domain"] in monitored}
+            latest = {r.domain: _status_row(r) for r in results if r.domain in monitored}
             if latest:
-                await conn.execute(self._upsert_status(conn), list(latest.values()))
+                rows = [latest[domain] for domain in sorted(latest)]  # one lock order, no deadlock
+                await conn.execute(self._upsert_status(conn), rows)
 
     def _insert_ignore(self, conn: AsyncConnection, table: Table) -> Any:
         name = conn.dialect.name
@@ -363,6 +396,71 @@ class SqlStore(Store):
         async with self._connect() as conn:
             row = (await conn.execute(select(status).where(status.c.domain == domain))).first()
             return None if row is None else _result_from_row(row)
+
+    async def get_statuses(self, domains: Sequence[str]) -> dict[str, CheckResult]:
+        found: dict[str, CheckResult] = {}
+        async with self._connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(domains))):
+                rows = await conn.execute(select(status).where(status.c.domain.in_(chunk)))
+                found.update({row.domain: _result_from_row(row) for row in rows})
+        return found
+
+    async def history_points(self, domain: str, since: datetime) -> list[HistoryPoint]:
+        async with self._connect() as conn:
+            rows = await conn.execute(
+                select(
+                    history.c.timestamp, history.c.state, history.c.verdict, history.c.latency_ms
+                )
+                .where(history.c.domain == domain, history.c.timestamp >= since)
+                .order_by(history.c.timestamp, history.c.id)
+            )
+            return [
+                HistoryPoint(
+                    timestamp=row.timestamp,
+                    verdict=row.verdict or row.state,
+                    latency_ms=row.latency_ms,
+                )
+                for row in rows
+            ]
+
+    async def save_incidents(self, items: Sequence[Incident]) -> None:
+        if not items:
+            return
+        async with self._begin() as conn:
+            known: set[str] = set()
+            ids = [item.id for item in items]
+            for chunk in _chunks(ids):
+                rows = await conn.execute(select(incidents.c.id).where(incidents.c.id.in_(chunk)))
+                known.update(row.id for row in rows)
+            for item in items:
+                row = item.model_dump(
+                    include={"id", "domain", "started_at", "ended_at", "cause", "message"}
+                )
+                if item.id in known:
+                    await conn.execute(
+                        update(incidents).where(incidents.c.id == item.id).values(**row)
+                    )
+                else:
+                    await conn.execute(self._insert_ignore(conn, incidents), [row])
+
+    async def get_incidents(self, ids: Sequence[str]) -> list[Incident]:
+        found: list[Incident] = []
+        async with self._connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                rows = await conn.execute(select(incidents).where(incidents.c.id.in_(chunk)))
+                found.extend(Incident.model_validate(row._mapping) for row in rows)
+        return found
+
+    async def list_incidents(
+        self, *, domain: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[Incident]:
+        query = select(incidents).order_by(incidents.c.started_at.desc()).limit(limit)
+        if domain is not None:
+            query = query.where(incidents.c.domain == domain)
+        if open_only:
+            query = query.where(incidents.c.ended_at.is_(None))
+        async with self._connect() as conn:
+            return [Incident.model_validate(row._mapping) for row in await conn.execute(query)]
 
     async def history(self, domain: str, limit: int = 100) -> list[CheckResult]:
         async with self._connect() as conn:
