@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from rechecker.config import Settings
-from rechecker.core.checker import CycleReport, check_site, run_cycle
+from rechecker.core.checker import CycleReport, check_site
+from rechecker.core.service import CheckService
 from rechecker.domains import InvalidDomainError, normalize_target
 from rechecker.inventory import InventoryError, create_inventory
 from rechecker.logs import setup_logging
@@ -111,12 +112,7 @@ async def _cycle_once(settings: Settings) -> CycleReport:
     await store.open()
     try:
         async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
-            return await run_cycle(
-                store,
-                ctx,
-                concurrency=settings.check_concurrency,
-                batch_size=settings.result_batch_size,
-            )
+            return await CheckService(settings, store, ctx).cycle()
     finally:
         await store.close()
 

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="History older than this is deleted, hourly."
     )
 
+    # --- state ---------------------------------------------------------------------------
+    failure_threshold: int = Field(
+        2, ge=1, description="Failing checks in a row before a domain is DOWN."
+    )
+    success_threshold: int = Field(
+        1, ge=1, description="Good checks in a row before a DOWN domain is back."
+    )
+
     # --- checks --------------------------------------------------------------------------
     check_concurrency: int = Field(200, ge=1, le=10_000)
     result_batch_size: int = Field(500, ge=1)
@@ -75,6 +83,10 @@ class Settings(BaseSettings):
     http_body_limit: int = Field(64 * 1024, ge=0)
     http_user_agent: str = "Rechecker/3 (+https://github.com/rechecker)"
     ca_file: Path | None = Field(None, description="Extra CA bundle trusted by HTTP checks.")
+
+    metrics_per_domain: bool = Field(
+        True, description="Per-domain series on the core's /metrics (off for huge fleets)."
+    )
 
     # --- servers -------------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -33,6 +33,8 @@ class SchedulerStatus(BaseModel):
     last_duration_s: float | None = None
     last_error: str | None = None
     next_run: datetime | None = None
+    #: How far the last run overran its interval, delaying the next: a sign of overload.
+    lag_s: float = 0.0
 
 
 class Periodic:
@@ -81,6 +83,8 @@ class Periodic:
         while True:
             started = loop.time()
             await self.run_once()
-            delay = max(0.0, self.interval - (loop.time() - started))
+            elapsed = loop.time() - started
+            self.status.lag_s = round(max(0.0, elapsed - self.interval), 3)
+            delay = max(0.0, self.interval - elapsed)
             self.status.next_run = utcnow() + timedelta(seconds=delay)
             await asyncio.sleep(delay)

@@ -86,3 +86,45 @@ def test_retention_purges_old_history(client: TestClient, settings: Settings) ->
     history = client.get("/status/ok.test").json()["history"]
     assert len(history) == 1
     assert schedulers[1].status.runs == 1 and schedulers[1].status.last_error is None
+
+
+def test_cycles_make_incidents_summaries_and_metrics(client: TestClient, targets: Targets) -> None:
+    """Two cycles (threshold 2) on the loopback targets, read back through the API."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from rechecker.core.service import CheckService
+
+    service: CheckService = client.app.state.service  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(service.cycle)
+    client.portal.call(service.cycle)
+
+    incidents = client.get("/incidents", params={"open": True}).json()
+    assert {i["domain"] for i in incidents} == {
+        d for d in targets.urls() if d not in ("ok.test", "moved.test")
+    }
+    refused = next(i for i in incidents if i["domain"] == "refused.test")
+    assert refused["cause"] == "http_refused" and refused["ended_at"] is None
+
+    detail = client.get("/status/ok.test").json()
+    assert detail["summary"]["checks"]["24h"] == 2
+    assert detail["summary"]["uptime_percent"]["24h"] == 100.0
+    assert detail["summary"]["latency_p50_ms"] is not None
+    down = client.get("/status/refused.test").json()
+    assert down["summary"]["uptime_percent"]["30d"] == 0.0
+    assert down["status"]["consecutive_failures"] == 2
+    assert down["status"]["incident_id"] == refused["id"]
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert samples[("rechecker_domain_up", (("domain", "ok.test"),))] == 1
+    assert samples[("rechecker_domain_up", (("domain", "refused.test"),))] == 0
+    assert samples[("rechecker_checks_total", (("verdict", "UP"),))] == 4
+    assert samples[("rechecker_cycle_checked", ())] == len(targets.urls())
+    assert (
+        "rechecker_scheduler_lag_seconds",
+        (("scheduler", "schedule_healthcheck_sync"),),
+    ) in samples

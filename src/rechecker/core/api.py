@@ -12,13 +12,23 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from rechecker import __version__
-from rechecker.api import domain_param, get_store, health_router, install_error_handlers
+from rechecker.api import (
+    domain_param,
+    get_store,
+    health_router,
+    install_error_handlers,
+    metrics_router,
+)
 from rechecker.config import Settings
-from rechecker.core.checker import check_site, run_cycle
-from rechecker.models import CheckResult, DnsResult, HttpResult, Site, utcnow
+from rechecker.core.checker import check_site
+from rechecker.core.metrics import CoreMetrics, SchedulerCollector
+from rechecker.core.service import CheckService
+from rechecker.core.summary import WINDOWS, Summary, summarize
+from rechecker.models import CheckResult, DnsResult, HttpResult, Incident, Site, utcnow
 from rechecker.probes import PROBES, ProbeContext, ProbeSettings
 from rechecker.scheduling import Periodic
 from rechecker.store import Store, create_store
@@ -27,6 +37,8 @@ from rechecker.store import Store, create_store
 class DomainStatus(BaseModel):
     site: Site | None
     status: CheckResult | None
+    summary: Summary
+    incidents: list[Incident]
     history: list[CheckResult]
 
 
@@ -43,6 +55,7 @@ router = APIRouter()
 
 #: Seconds between deletions of history older than the retention period.
 HISTORY_PURGE_INTERVAL = 3600.0
+INCIDENT_LIMIT = 50
 
 
 async def _site_for(store: Store, domain: str) -> Site:
@@ -97,7 +110,25 @@ async def domain_status(
     latest = await store.get_status(domain)
     if site is None and latest is None:
         raise HTTPException(status_code=404, detail=f"{domain} is not monitored")
-    return DomainStatus(site=site, status=latest, history=await store.history(domain, limit))
+    now = utcnow()
+    points = await store.history_points(domain, now - max(WINDOWS.values()))
+    return DomainStatus(
+        site=site,
+        status=latest,
+        summary=summarize(points, now),
+        incidents=await store.list_incidents(domain=domain, limit=INCIDENT_LIMIT),
+        history=await store.history(domain, limit),
+    )
+
+
+@router.get("/incidents", response_model=list[Incident], summary="Open and recent incidents")
+async def incidents(
+    store: StoreDep,
+    open_only: Annotated[bool, Query(alias="open", description="Only open incidents.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = INCIDENT_LIMIT,
+) -> list[Incident]:
+    """Incidents across the fleet, the most recent first, each with cause and duration."""
+    return await store.list_incidents(open_only=open_only, limit=limit)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -110,15 +141,11 @@ def create_app(settings: Settings) -> FastAPI:
         async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
             app.state.store = store
             app.state.probe_context = ctx
+            app.state.registry = registry = CollectorRegistry()
+            metrics = CoreMetrics(registry, per_domain=settings.metrics_per_domain)
+            app.state.service = service = CheckService(settings, store, ctx, metrics=metrics)
             scheduler = Periodic(
-                "schedule_healthcheck_sync",
-                settings.healthcheck_interval,
-                lambda: run_cycle(
-                    store,
-                    ctx,
-                    concurrency=settings.check_concurrency,
-                    batch_size=settings.result_batch_size,
-                ),
+                "schedule_healthcheck_sync", settings.healthcheck_interval, service.cycle
             )
             retention = timedelta(days=settings.history_retention_days)
             app.state.schedulers = [
@@ -129,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
                     lambda: store.purge_history(utcnow() - retention),
                 ),
             ]
+            registry.register(SchedulerCollector(app.state.schedulers))
             if settings.schedulers_enabled:
                 for periodic in app.state.schedulers:
                     periodic.start()
@@ -148,4 +176,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     return app

@@ -1,0 +1,60 @@
+"""The core's work in one object: one check cycle over the monitored sites, with state,
+incidents, alerts and metrics wired together; the scheduler and ``rechecker cycle`` share it."""
+
+from __future__ import annotations
+
+from rechecker.config import Settings
+from rechecker.core.checker import CycleReport, run_cycle
+from rechecker.core.metrics import CoreMetrics
+from rechecker.core.recorder import Recorder, TransitionSink
+from rechecker.core.state import Thresholds, Transition
+from rechecker.probes import ProbeContext
+from rechecker.store import Store
+
+
+class CheckService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        ctx: ProbeContext,
+        *,
+        metrics: CoreMetrics | None = None,
+        on_transition: TransitionSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ctx = ctx
+        self.metrics = metrics
+        self._on_transition = on_transition
+        self._checked: set[str] = set()
+        self.recorder = Recorder(
+            store,
+            Thresholds(failures=settings.failure_threshold, successes=settings.success_threshold),
+            on_transition=self._transition,
+            on_results=metrics.observe if metrics is not None else None,
+        )
+
+    def _transition(self, transition: Transition) -> None:
+        if self.metrics is not None:
+            self.metrics.transition(transition)
+        if self._on_transition is not None:
+            self._on_transition(transition)
+
+    async def cycle(self) -> CycleReport:
+        """``schedule_healthcheck_sync``: check every monitored site once."""
+        sites = await self.store.list_sites()
+        report = await run_cycle(
+            self.store,
+            self.ctx,
+            sites=sites,
+            recorder=self.recorder,
+            concurrency=self.settings.check_concurrency,
+            batch_size=self.settings.result_batch_size,
+        )
+        if self.metrics is not None:
+            current = {site.domain for site in sites}
+            self.metrics.forget(self._checked - current)
+            self._checked = current
+            self.metrics.cycle(report)
+        return report
