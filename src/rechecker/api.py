@@ -73,6 +73,16 @@ async def healthz(request: Request, store: Annotated[Store, Depends(get_store)])
     )
 
 
+@health_router.get("/readyz", summary="Readiness: the store answers")
+async def readyz(store: Annotated[Store, Depends(get_store)]) -> JSONResponse:
+    """503 while the store is unreachable, so a load balancer or Kubernetes stops routing."""
+    try:
+        await store.ping()
+    except StoreError as exc:
+        return JSONResponse(status_code=503, content={"status": "unavailable", "error": str(exc)})
+    return JSONResponse(content={"status": "ready"})
+
+
 metrics_router = APIRouter()
 
 

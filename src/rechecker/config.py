@@ -7,6 +7,8 @@ under ``data_dir``, every server bound to loopback.
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -83,7 +85,41 @@ class Settings(BaseSettings):
     http_body_limit: int = Field(64 * 1024, ge=0)
     http_user_agent: str = "Rechecker/3 (+https://github.com/rechecker)"
     ca_file: Path | None = Field(None, description="Extra CA bundle trusted by HTTP checks.")
+    dns_record_types: str = Field(
+        "A,AAAA",
+        description="Record types the DNS check asks, comma separated; A and AAAA always.",
+    )
+    dns_compare_resolvers: bool = Field(
+        True,
+        description="With several dns_resolvers, ask all and warn when they disagree.",
+    )
+    http_fallback_to_http: bool = Field(
+        False, description="Retry an https:// URL over http:// when it cannot connect."
+    )
+    http_accepted_status: str = Field("200-399", description="Accepted statuses, e.g. 200-399,401.")
+    http_body_match: str = Field("", description="Text the body must contain; empty: no check.")
+    http_body_regex: str = Field("", description="Pattern the body must match; empty: no check.")
+    http_max_latency_ms: float | None = Field(
+        None, gt=0, description="Slower HTTP answers are a warning (DEGRADED)."
+    )
+    tls_expiry_warning_days: int = Field(
+        14, ge=0, description="Warn when a certificate expires within this many days."
+    )
+    checks_file: Path | None = Field(
+        None, description="TOML file of per-domain check options (see docs/checks.md)."
+    )
 
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This core worker's name in leases; unique per process.",
+    )
+    lease_seconds: float = Field(
+        300.0, gt=0, description="How long a claimed batch is reserved for one worker."
+    )
+    claim_size: int = Field(1000, ge=1, description="Sites a worker claims at once.")
+    poll_interval: float = Field(
+        5.0, gt=0, description="Seconds between looks for due sites when none are due."
+    )
     metrics_per_domain: bool = Field(
         True, description="Per-domain series on the core's /metrics (off for huge fleets)."
     )

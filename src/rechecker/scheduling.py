@@ -43,14 +43,20 @@ class Periodic:
         self.interval = interval
         self._job = job
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.status = SchedulerStatus(name=name, interval_s=interval)
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=self.name)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop; a run in progress gets ``grace_s`` seconds to finish before it is cancelled."""
         if self._task is not None:
+            if grace_s > 0 and not self._idle.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), grace_s)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -60,6 +66,7 @@ class Periodic:
         """One run of the job, with its outcome recorded; exceptions are logged, not raised."""
         status = self.status
         status.running = True
+        self._idle.clear()
         status.last_started = utcnow()
         started = time.perf_counter()
         try:
@@ -74,6 +81,7 @@ class Periodic:
             status.last_error = None
         finally:
             status.running = False
+            self._idle.set()
             status.runs += 1
             status.last_finished = utcnow()
             status.last_duration_s = round(time.perf_counter() - started, 3)

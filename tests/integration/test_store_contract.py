@@ -213,3 +213,62 @@ async def test_state_tracking_fields_survive_the_round_trip(store: Store) -> Non
     assert abs((back.state_since - since).total_seconds()) < 0.001
     [point] = await store.history_points("a.example", since)
     assert (point.verdict, point.latency_ms) == (State.DOWN, 12.5)
+
+
+async def test_leases_split_due_sites_between_workers(store: Store) -> None:
+    now = datetime.now(UTC)
+    await store.add_sites(
+        [Site(domain=f"s{n:03d}.example", url="https://x/", added_at=now) for n in range(10)]
+    )
+    first = await store.claim_due("worker-a", now, lease_s=60, limit=6)
+    second = await store.claim_due("worker-b", now, lease_s=3600, limit=6)
+    assert len(first.sites) == 6 and len(second.sites) == 4
+    assert not {s.domain for s in first.sites} & {s.domain for s in second.sites}
+    assert (await store.claim_due("worker-c", now, lease_s=60, limit=6)).sites == []
+
+    later = now + timedelta(minutes=8)
+    done = await store.complete_lease(first.token, [s.domain for s in first.sites], later)
+    assert done == 6
+    assert (await store.claim_due("worker-c", now + timedelta(seconds=1), 60, 10)).sites == []
+    due_again = await store.claim_due("worker-c", later, lease_s=60, limit=10)
+    assert {s.domain for s in due_again.sites} == {s.domain for s in first.sites}
+    next_due = await store.next_due_at()
+    assert next_due is not None and next_due <= later
+
+
+async def test_an_expired_lease_is_claimed_again_and_the_old_claim_cannot_complete(
+    store: Store,
+) -> None:
+    now = datetime.now(UTC)
+    await store.add_sites([Site(domain="a.example", url="https://a.example/", added_at=now)])
+    dead = await store.claim_due("dead-worker", now, lease_s=30, limit=10)
+    assert [s.domain for s in dead.sites] == ["a.example"]
+    after_expiry = now + timedelta(seconds=31)
+    taken = await store.claim_due("live-worker", after_expiry, lease_s=30, limit=10)
+    assert [s.domain for s in taken.sites] == ["a.example"]
+    assert await store.complete_lease(dead.token, ["a.example"], now + timedelta(hours=1)) == 0
+    assert await store.complete_lease(taken.token, ["a.example"], now + timedelta(minutes=8)) == 1
+
+
+async def test_releasing_leases_makes_sites_claimable_at_once(store: Store) -> None:
+    now = datetime.now(UTC)
+    await store.add_sites(
+        [Site(domain=f"r{n}.example", url="https://x/", added_at=now) for n in range(3)]
+    )
+    await store.claim_due("stopping-worker", now, lease_s=300, limit=10)
+    assert await store.release_leases("stopping-worker") == 3
+    assert len((await store.claim_due("other", now, lease_s=300, limit=10)).sites) == 3
+
+
+async def test_concurrent_claims_never_overlap(store: Store) -> None:
+    now = datetime.now(UTC)
+    await store.add_sites(
+        [Site(domain=f"c{n:03d}.example", url="https://x/", added_at=now) for n in range(300)]
+    )
+    leases = await asyncio.gather(
+        *(store.claim_due(f"w{n}", now, lease_s=60, limit=40) for n in range(10))
+    )
+    claimed = [s.domain for lease in leases for s in lease.sites]
+    assert len(claimed) == len(set(claimed))
+    rest = await store.claim_due("last", now, lease_s=60, limit=1000)
+    assert len(claimed) + len(rest.sites) == 300

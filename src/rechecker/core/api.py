@@ -28,6 +28,7 @@ from rechecker.core.checker import check_site
 from rechecker.core.metrics import CoreMetrics, SchedulerCollector
 from rechecker.core.service import CheckService
 from rechecker.core.summary import WINDOWS, Summary, summarize
+from rechecker.core.worker import LeaseWorker
 from rechecker.models import CheckResult, DnsResult, HttpResult, Incident, Site, utcnow
 from rechecker.probes import PROBES, ProbeContext, ProbeSettings
 from rechecker.scheduling import Periodic
@@ -144,8 +145,10 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.registry = registry = CollectorRegistry()
             metrics = CoreMetrics(registry, per_domain=settings.metrics_per_domain)
             app.state.service = service = CheckService(settings, store, ctx, metrics=metrics)
+            app.state.worker = worker = LeaseWorker(service, settings.worker_id)
+            metrics.watch_lag(lambda: worker.lag_s)
             scheduler = Periodic(
-                "schedule_healthcheck_sync", settings.healthcheck_interval, service.cycle
+                "schedule_healthcheck_sync", settings.poll_interval, worker.run_due
             )
             retention = timedelta(days=settings.history_retention_days)
             app.state.schedulers = [
@@ -163,9 +166,14 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 yield
             finally:
+                # SIGTERM: finish the batch in hand (or give it back), then release leases.
+                worker.stopping = True
                 for periodic in app.state.schedulers:
-                    await periodic.stop()
-                await store.close()
+                    await periodic.stop(grace_s=settings.http_timeout + settings.dns_timeout)
+                try:
+                    await worker.release()
+                finally:
+                    await store.close()
 
     app = FastAPI(
         title="Rechecker core",

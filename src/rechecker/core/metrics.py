@@ -8,7 +8,7 @@ aggregate series remain.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
@@ -63,7 +63,15 @@ class CoreMetrics:
             ["domain"],
             registry=registry,
         )
+        self._lag = Gauge(
+            "rechecker_check_lag_seconds",
+            "How overdue the oldest due site was at the last claim (0 when keeping up).",
+            registry=registry,
+        )
         self._states: dict[str, State] = {}
+
+    def watch_lag(self, read: Callable[[], float]) -> None:
+        self._lag.set_function(read)
 
     def observe(self, results: Sequence[CheckResult]) -> None:
         for result in results:

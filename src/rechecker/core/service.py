@@ -52,9 +52,14 @@ class CheckService:
             concurrency=self.settings.check_concurrency,
             batch_size=self.settings.result_batch_size,
         )
-        if self.metrics is not None:
-            current = {site.domain for site in sites}
-            self.metrics.forget(self._checked - current)
-            self._checked = current
-            self.metrics.cycle(report)
+        self.observe_cycle(report, {site.domain for site in sites})
         return report
+
+    def observe_cycle(self, report: CycleReport, monitored: set[str] | None = None) -> None:
+        """Cycle metrics; with ``monitored``, drop series of domains no longer monitored."""
+        if self.metrics is None:
+            return
+        if monitored is not None:
+            self.metrics.forget(self._checked - monitored)
+            self._checked = monitored
+        self.metrics.cycle(report)

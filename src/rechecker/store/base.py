@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from rechecker.models import CheckResult, HistoryPoint, Incident, Site
@@ -16,6 +17,14 @@ from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 
 class StoreError(Exception):
     """The store could not be reached or refused an operation; the message is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Sites one worker may check now; ``token`` identifies this claim for completing it."""
+
+    token: str
+    sites: list[Site]
 
 
 class Store(ABC):
@@ -54,6 +63,32 @@ class Store(ABC):
 
         Returns the domains that were present.
         """
+
+    # --- shared work ------------------------------------------------------------------------
+    @abstractmethod
+    async def claim_due(self, owner: str, now: datetime, lease_s: float, limit: int) -> Lease:
+        """Lease up to ``limit`` sites that are due and not leased (or whose lease expired).
+
+        Atomic across workers: a site is never leased to two live claims. A worker that dies
+        loses its leases when they expire, and another worker claims the sites.
+        """
+
+    @abstractmethod
+    async def complete_lease(
+        self, token: str, domains: Sequence[str], next_due_at: datetime
+    ) -> int:
+        """Release these sites of claim ``token`` and make them due again at ``next_due_at``.
+
+        Sites whose lease was lost (expired and claimed by another) are left alone.
+        """
+
+    @abstractmethod
+    async def release_leases(self, owner: str) -> int:
+        """Give back every lease ``owner`` holds, without changing when sites are due."""
+
+    @abstractmethod
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest site is due (None without sites)."""
 
     # --- results ---------------------------------------------------------------------------
     @abstractmethod

@@ -8,8 +8,9 @@ MongoDB all work. Every write is idempotent, so a retried batch never doubles an
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
@@ -19,7 +20,7 @@ from pymongo.uri_parser import parse_uri
 
 from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 from rechecker.redact import redact_text, redact_url
-from rechecker.store.base import Store, StoreError
+from rechecker.store.base import Lease, Store, StoreError
 
 DEFAULT_DATABASE = "endpoints"
 DUPLICATE_KEY = 11000
@@ -103,6 +104,10 @@ class MongoStore(Store):
         try:
             db = self.db
             await db.sites.create_index([("domain", ASCENDING)], unique=True, name="domain")
+            await db.sites.create_index([("next_due_at", ASCENDING)], name="next_due_at")
+            await db.leases.create_index([("domain", ASCENDING)], unique=True, name="domain")
+            await db.leases.create_index([("token", ASCENDING)], name="token")
+            await db.leases.create_index([("owner", ASCENDING)], name="owner")
             await db.status.create_index([("domain", ASCENDING)], unique=True, name="domain")
             await db.history.create_index(
                 [("domain", ASCENDING), ("timestamp", DESCENDING)], name="domain_timestamp"
@@ -178,7 +183,8 @@ class MongoStore(Store):
         for chunk in _chunks(new):
             try:
                 await self.db.sites.insert_many(
-                    [site.model_dump() for site in chunk], ordered=False
+                    [{**site.model_dump(), "next_due_at": site.added_at} for site in chunk],
+                    ordered=False,
                 )
                 inserted.extend(site.domain for site in chunk)
             except BulkWriteError as exc:
@@ -198,6 +204,107 @@ class MongoStore(Store):
         except PyMongoError as exc:
             raise self._error("store write failed", exc) from exc
         return present
+
+    # --- shared work ------------------------------------------------------------------------
+    # Leases live in their own collection with a unique index on ``domain``: inserting a lease
+    # is the claim, and the index lets exactly one of two racing workers win. A conditional
+    # update_many is not enough: FerretDB does not re-check filters atomically per document.
+    async def claim_due(self, owner: str, now: datetime, lease_s: float, limit: int) -> Lease:
+        token = uuid.uuid4().hex
+        expires = now + timedelta(seconds=lease_s)
+        try:
+            live, expired = await self._leases(now)
+            due = {"$or": [{"next_due_at": {"$lte": now}}, {"next_due_at": None}]}
+            cursor = (
+                self.db.sites.find(due, {"_id": 0, "domain": 1})
+                .sort("next_due_at", ASCENDING)
+                .limit(limit + len(live))
+            )
+            candidates = [doc["domain"] async for doc in cursor if doc["domain"] not in live][
+                :limit
+            ]
+            stale = [lease["token"] for lease in expired if lease["domain"] in candidates]
+            if stale:
+                await self.db.leases.delete_many(
+                    {"token": {"$in": stale}, "expires_at": {"$lt": now}}
+                )
+            won = await self._insert_leases(
+                [
+                    {"domain": domain, "owner": owner, "token": token, "expires_at": expires}
+                    for domain in candidates
+                ]
+            )
+            if not won:
+                return Lease(token=token, sites=[])
+            cursor = self.db.sites.find({"domain": {"$in": won}}, {"_id": 0}).sort(
+                "domain", ASCENDING
+            )
+            return Lease(token=token, sites=[_site(doc) async for doc in cursor])
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+
+    async def _leases(self, now: datetime) -> tuple[set[str], list[dict[str, Any]]]:
+        """Domains with a live lease, and the expired lease documents."""
+        live: set[str] = set()
+        expired: list[dict[str, Any]] = []
+        async for lease in self.db.leases.find(
+            {}, {"_id": 0, "domain": 1, "token": 1, "expires_at": 1}
+        ):
+            if lease["expires_at"] < now:
+                expired.append(lease)
+            else:
+                live.add(lease["domain"])
+        return live, expired
+
+    async def _insert_leases(self, leases: list[dict[str, Any]]) -> list[str]:
+        if not leases:
+            return []
+        try:
+            await self.db.leases.insert_many(leases, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            lost = {error["index"] for error in errors}
+            return [lease["domain"] for i, lease in enumerate(leases) if i not in lost]
+        return [lease["domain"] for lease in leases]
+
+    async def complete_lease(
+        self, token: str, domains: Sequence[str], next_due_at: datetime
+    ) -> int:
+        try:
+            cursor = self.db.leases.find(
+                {"token": token, "domain": {"$in": list(set(domains))}}, {"_id": 0, "domain": 1}
+            )
+            held = [doc["domain"] async for doc in cursor]
+            if not held:
+                return 0
+            await self.db.sites.update_many(
+                {"domain": {"$in": held}}, {"$set": {"next_due_at": next_due_at}}
+            )
+            await self.db.leases.delete_many({"token": token, "domain": {"$in": held}})
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+        return len(held)
+
+    async def release_leases(self, owner: str) -> int:
+        try:
+            result = await self.db.leases.delete_many({"owner": owner})
+        except PyMongoError as exc:
+            raise self._error("store write failed", exc) from exc
+        return int(result.deleted_count)
+
+    async def next_due_at(self) -> datetime | None:
+        try:
+            document = await self.db.sites.find_one(
+                {"next_due_at": {"$ne": None}},
+                {"_id": 0, "next_due_at": 1},
+                sort=[("next_due_at", ASCENDING)],
+            )
+        except PyMongoError as exc:
+            raise self._error("store unavailable", exc) from exc
+        value = None if document is None else document.get("next_due_at")
+        return value if isinstance(value, datetime) else None
 
     # --- results ---------------------------------------------------------------------------
     async def record_results(self, results: Sequence[CheckResult]) -> None:

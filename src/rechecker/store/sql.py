@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -33,9 +34,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    and_,
+    bindparam,
     delete,
     event,
+    func,
     make_url,
+    or_,
     select,
     text,
     update,
@@ -48,7 +53,7 @@ from sqlalchemy.types import TypeEngine
 
 from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 from rechecker.redact import redact_text, redact_url
-from rechecker.store.base import Store, StoreError
+from rechecker.store.base import Lease, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +91,16 @@ sites = Table(
     Column("url", String(2048), nullable=False),
     Column("inventory_id", String(64), nullable=True),
     Column("added_at", UTCDateTime(), nullable=False),
+    Column("next_due_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Index("ix_sites_next_due_at", "next_due_at"),
+    Index("ix_sites_lease_token", "lease_token"),
+    Index("ix_sites_lease_owner", "lease_owner"),
 )
+
+_SITE_COLUMNS = [sites.c.domain, sites.c.url, sites.c.inventory_id, sites.c.added_at]
 
 
 def _result_columns() -> list[Column[Any]]:
@@ -197,6 +211,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
+_MYSQL_CLAIM = text(
+    "UPDATE sites SET lease_owner = :lease_owner, lease_token = :lease_token, "
+    "lease_expires_at = :lease_expires_at "
+    "WHERE next_due_at <= :now AND (lease_token IS NULL OR lease_expires_at < :now) "
+    "ORDER BY next_due_at LIMIT :limit"
+).bindparams(
+    bindparam("lease_expires_at", type_=UTCDateTime()),
+    bindparam("now", type_=UTCDateTime()),
+)
+
 
 _migration_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
 
@@ -289,12 +313,13 @@ class SqlStore(Store):
     # --- sites -----------------------------------------------------------------------------
     async def list_sites(self) -> list[Site]:
         async with self._connect() as conn:
-            rows = await conn.execute(select(sites).order_by(sites.c.domain))
+            rows = await conn.execute(select(*_SITE_COLUMNS).order_by(sites.c.domain))
             return [Site.model_validate(row._mapping) for row in rows]
 
     async def get_site(self, domain: str) -> Site | None:
         async with self._connect() as conn:
-            row = (await conn.execute(select(sites).where(sites.c.domain == domain))).first()
+            query = select(*_SITE_COLUMNS).where(sites.c.domain == domain)
+            row = (await conn.execute(query)).first()
             return None if row is None else Site.model_validate(row._mapping)
 
     async def _existing(self, conn: AsyncConnection, domains: Sequence[str]) -> dict[str, Any]:
@@ -320,7 +345,8 @@ class SqlStore(Store):
                     )
             for chunk in _chunks(to_insert):
                 await conn.execute(
-                    self._insert_ignore(conn, sites), [site.model_dump() for site in chunk]
+                    self._insert_ignore(conn, sites),
+                    [{**site.model_dump(), "next_due_at": site.added_at} for site in chunk],
                 )
         return [site.domain for site in to_insert]
 
@@ -331,6 +357,67 @@ class SqlStore(Store):
                 await conn.execute(delete(status).where(status.c.domain.in_(chunk)))
                 await conn.execute(delete(sites).where(sites.c.domain.in_(chunk)))
         return present
+
+    # --- shared work ------------------------------------------------------------------------
+    async def claim_due(self, owner: str, now: datetime, lease_s: float, limit: int) -> Lease:
+        token = uuid.uuid4().hex
+        expires = now + timedelta(seconds=lease_s)
+        free = and_(
+            sites.c.next_due_at <= now,
+            or_(sites.c.lease_token.is_(None), sites.c.lease_expires_at < now),
+        )
+        lease = {"lease_owner": owner[:128], "lease_token": token, "lease_expires_at": expires}
+        async with self._begin() as conn:
+            if conn.dialect.name in ("mysql", "mariadb"):
+                # MySQL cannot update a table it selects from; it can update in index order.
+                await conn.execute(_MYSQL_CLAIM, {**lease, "now": now, "limit": limit})
+            else:
+                due = select(sites.c.domain).where(free).order_by(sites.c.next_due_at).limit(limit)
+                if conn.dialect.name == "postgresql":
+                    due = due.with_for_update(skip_locked=True)
+                await conn.execute(
+                    update(sites)
+                    .where(sites.c.domain.in_(due.scalar_subquery()), free)
+                    .values(**lease)
+                )
+            rows = await conn.execute(
+                select(*_SITE_COLUMNS).where(sites.c.lease_token == token).order_by(sites.c.domain)
+            )
+            claimed = [Site.model_validate(row._mapping) for row in rows]
+        return Lease(token=token, sites=claimed)
+
+    async def complete_lease(
+        self, token: str, domains: Sequence[str], next_due_at: datetime
+    ) -> int:
+        done = 0
+        async with self._begin() as conn:
+            for chunk in _chunks(sorted(set(domains))):
+                result = await conn.execute(
+                    update(sites)
+                    .where(sites.c.domain.in_(chunk), sites.c.lease_token == token)
+                    .values(
+                        lease_owner=None,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        next_due_at=next_due_at,
+                    )
+                )
+                done += int(result.rowcount or 0)
+        return done
+
+    async def release_leases(self, owner: str) -> int:
+        async with self._begin() as conn:
+            result = await conn.execute(
+                update(sites)
+                .where(sites.c.lease_owner == owner[:128])
+                .values(lease_owner=None, lease_token=None, lease_expires_at=None)
+            )
+            return int(result.rowcount or 0)
+
+    async def next_due_at(self) -> datetime | None:
+        async with self._connect() as conn:
+            value = (await conn.execute(select(func.min(sites.c.next_due_at)))).scalar()
+        return value if isinstance(value, datetime) or value is None else None
 
     # --- results ---------------------------------------------------------------------------
     async def record_results(self, results: Sequence[CheckResult]) -> None:
