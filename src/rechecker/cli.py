@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from starlette.types import ASGIApp
 
+from rechecker.alerts import Alerter
 from rechecker.config import Settings
 from rechecker.core.checker import CycleReport, check_site
 from rechecker.core.service import CheckService
@@ -111,8 +112,13 @@ async def _cycle_once(settings: Settings) -> CycleReport:
     store = create_store(settings.resolved_store_url)
     await store.open()
     try:
-        async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
-            return await CheckService(settings, store, ctx).cycle()
+        alerter = Alerter(settings.alerts)
+        await alerter.start()
+        try:
+            async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
+                return await CheckService(settings, store, ctx, alerter=alerter).cycle()
+        finally:
+            await alerter.stop(drain_timeout_s=30)
     finally:
         await store.close()
 

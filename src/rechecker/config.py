@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rechecker.alerts.config import AlertSettings
+from rechecker.alerts.secrets import destination_label
 from rechecker.redact import redact_url
 
 
@@ -24,6 +26,9 @@ class Settings(BaseSettings):
         env_prefix="RECHECKER_",
         env_file=".env",
         extra="ignore",
+        env_nested_delimiter="__",
+        # A rejected value may be a DSN or webhook URL: errors name the field, not the value.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(Path("data"), description="Where the embedded SQLite files live.")
@@ -124,6 +129,11 @@ class Settings(BaseSettings):
         True, description="Per-domain series on the core's /metrics (off for huge fleets)."
     )
 
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings,
+        description="Alert destinations and rules: RECHECKER_ALERTS__* (docs/alerts.md).",
+    )
+
     # --- servers -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     frontend_port: int = 8080
@@ -161,7 +171,13 @@ class Settings(BaseSettings):
 
     def describe(self) -> dict[str, object]:
         """Settings as safe to log or show: every URL with its password masked."""
-        shown = self.model_dump(exclude={"store_url", "inventory_url"})
+        shown = self.model_dump(exclude={"store_url", "inventory_url", "alerts"})
+        shown["alerts"] = self.alerts.model_dump(exclude={"urls"}) | {
+            "urls": [
+                destination_label(url.get_secret_value(), index)
+                for index, url in enumerate(self.alerts.urls, start=1)
+            ]
+        }
         shown["store_url"] = redact_url(self.resolved_store_url)
         shown["inventory_url"] = redact_url(self.resolved_inventory_url)
         return shown

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from rechecker import __version__
+from rechecker.alerts import Alerter
 from rechecker.api import (
     domain_param,
     get_store,
@@ -57,6 +58,8 @@ router = APIRouter()
 #: Seconds between deletions of history older than the retention period.
 HISTORY_PURGE_INTERVAL = 3600.0
 INCIDENT_LIMIT = 50
+#: On shutdown, alerts still queued get this long to go out.
+ALERT_DRAIN_SECONDS = 10.0
 
 
 async def _site_for(store: Store, domain: str) -> Site:
@@ -144,7 +147,11 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.probe_context = ctx
             app.state.registry = registry = CollectorRegistry()
             metrics = CoreMetrics(registry, per_domain=settings.metrics_per_domain)
-            app.state.service = service = CheckService(settings, store, ctx, metrics=metrics)
+            alerter = Alerter(settings.alerts, registry=registry)
+            await alerter.start()
+            app.state.service = service = CheckService(
+                settings, store, ctx, metrics=metrics, alerter=alerter
+            )
             app.state.worker = worker = LeaseWorker(service, settings.worker_id)
             metrics.watch_lag(lambda: worker.lag_s)
             scheduler = Periodic(
@@ -173,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
                 try:
                     await worker.release()
                 finally:
+                    await alerter.stop(drain_timeout_s=ALERT_DRAIN_SECONDS)
                     await store.close()
 
     app = FastAPI(

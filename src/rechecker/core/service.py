@@ -3,6 +3,7 @@ incidents, alerts and metrics wired together; the scheduler and ``rechecker cycl
 
 from __future__ import annotations
 
+from rechecker.alerts import Alerter, AlertEvent
 from rechecker.config import Settings
 from rechecker.core.checker import CycleReport, run_cycle
 from rechecker.core.metrics import CoreMetrics
@@ -10,6 +11,20 @@ from rechecker.core.recorder import Recorder, TransitionSink
 from rechecker.core.state import Thresholds, Transition
 from rechecker.probes import ProbeContext
 from rechecker.store import Store
+
+
+def alert_for(transition: Transition) -> AlertEvent:
+    """The alert a person gets for a state change: the cause when down, the downtime after."""
+    incident = transition.incident
+    return AlertEvent(
+        kind=transition.kind,
+        domain=transition.result.domain,
+        at=transition.result.timestamp,
+        message=incident.message,
+        cause=incident.cause,
+        incident_id=incident.id,
+        downtime_s=incident.duration_s if transition.kind == "recovered" else None,
+    )
 
 
 class CheckService:
@@ -20,12 +35,14 @@ class CheckService:
         ctx: ProbeContext,
         *,
         metrics: CoreMetrics | None = None,
+        alerter: Alerter | None = None,
         on_transition: TransitionSink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.ctx = ctx
         self.metrics = metrics
+        self.alerter = alerter
         self._on_transition = on_transition
         self._checked: set[str] = set()
         self.recorder = Recorder(
@@ -38,6 +55,8 @@ class CheckService:
     def _transition(self, transition: Transition) -> None:
         if self.metrics is not None:
             self.metrics.transition(transition)
+        if self.alerter is not None:
+            self.alerter.publish(alert_for(transition))
         if self._on_transition is not None:
             self._on_transition(transition)
 
