@@ -1,13 +1,15 @@
 """An authoritative DNS server for tests, with per-name behaviour we control.
 
-It answers over UDP and TCP on loopback. A name maps to a behaviour: addresses to answer,
-an rcode to return, or silence (never answer), so the probe's every outcome class can be
-produced by a real server.
+It answers over UDP and TCP on loopback. A name maps to a behaviour: records to answer
+(addresses, an alias, MX/TXT/…), an rcode to return, silence, a late answer, or a broken one
+(bytes that are not DNS, a cut-off message, a truncated UDP answer that only TCP completes),
+so the probe's every outcome class can be produced by a real server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import struct
 from dataclasses import dataclass, field
 from typing import cast
@@ -20,6 +22,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+#: What a "garbage" name answers: not a DNS message.
+GARBAGE = b"\x00\x01this is not a DNS message"
+
 
 @dataclass
 class Answer:
@@ -29,6 +34,26 @@ class Answer:
     aaaa: list[str] = field(default_factory=list)
     rcode: dns.rcode.Rcode = dns.rcode.NOERROR
     silent: bool = False
+    #: The name is an alias: answer a CNAME, then the target's records when it is in the zone.
+    cname: str | None = None
+    #: Other types in zone-file text, e.g. {"MX": ["10 mail.example.test."]}.
+    records: dict[str, list[str]] = field(default_factory=dict)
+    ttl: int = 60
+    #: Seconds to wait before answering (longer than the probe's timeout: a slow server).
+    delay: float = 0.0
+    #: Answer with bytes that are not DNS.
+    garbage: bool = False
+    #: Answer with only the first half of a valid message.
+    cut: bool = False
+    #: Over UDP, answer nothing but the TC flag; the full answer comes over TCP.
+    truncated_udp: bool = False
+
+    def rdatas(self, rdtype: dns.rdatatype.RdataType) -> list[str]:
+        if rdtype == dns.rdatatype.A:
+            return self.a
+        if rdtype == dns.rdatatype.AAAA:
+            return self.aaaa
+        return self.records.get(dns.rdatatype.to_text(rdtype), [])
 
 
 class DnsServer:
@@ -39,33 +64,53 @@ class DnsServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
-    def respond(self, wire: bytes) -> bytes | None:
+    def lookup(self, wire: bytes) -> tuple[Answer | None, bytes | None]:
+        """The zone entry asked about and the reply to send (None: say nothing)."""
         self.queries += 1
         try:
             query = dns.message.from_wire(wire)
         except Exception:
-            return None
+            return None, None
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]
-        name = question.name.to_text().rstrip(".").lower()
-        answer = self.zone.get(name)
+        answer = self.zone.get(question.name.to_text().rstrip(".").lower())
         if answer is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
-            return response.to_wire()
+            return None, response.to_wire()
         if answer.silent:
-            return None
+            return answer, None
+        if answer.garbage:
+            return answer, GARBAGE
         response.set_rcode(answer.rcode)
-        addresses = {dns.rdatatype.A: answer.a, dns.rdatatype.AAAA: answer.aaaa}.get(
-            question.rdtype, []
-        )
-        if answer.rcode == dns.rcode.NOERROR and addresses:
+        if answer.rcode == dns.rcode.NOERROR:
+            self._fill(response, question.name, question.rdtype, answer)
+        reply = response.to_wire()
+        return answer, reply[: len(reply) // 2] if answer.cut else reply
+
+    def _fill(
+        self,
+        response: dns.message.Message,
+        name: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        answer: Answer,
+    ) -> None:
+        if answer.cname is not None:
+            target = dns.name.from_text(answer.cname)
             response.answer.append(
                 dns.rrset.from_text_list(
-                    question.name, 60, dns.rdataclass.IN, question.rdtype, addresses
+                    name, answer.ttl, dns.rdataclass.IN, dns.rdatatype.CNAME, [answer.cname]
                 )
             )
-        return response.to_wire()
+            aliased = self.zone.get(answer.cname.rstrip(".").lower())
+            if aliased is None or rdtype == dns.rdatatype.CNAME:
+                return
+            name, answer = target, aliased
+        values = answer.rdatas(rdtype)
+        if values:
+            response.answer.append(
+                dns.rrset.from_text_list(name, answer.ttl, dns.rdataclass.IN, rdtype, values)
+            )
 
     async def start(self, host: str = "127.0.0.1") -> None:
         loop = asyncio.get_running_loop()
@@ -76,19 +121,23 @@ class DnsServer:
                 self.transport = cast(asyncio.DatagramTransport, transport)
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                reply = server.respond(data)
-                if reply is not None:
+                answer, reply = server.lookup(data)
+                if reply is None:
+                    return
+                if answer is not None and answer.truncated_udp:
+                    reply = _truncated(data)
+                if answer is not None and answer.delay:
+                    loop.call_later(answer.delay, self.transport.sendto, reply, addr)
+                else:
                     self.transport.sendto(reply, addr)
-
-        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, 0))
-        self._transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
 
         async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 length = struct.unpack("!H", await reader.readexactly(2))[0]
-                reply = server.respond(await reader.readexactly(length))
+                answer, reply = server.lookup(await reader.readexactly(length))
                 if reply is not None:
+                    if answer is not None and answer.delay:
+                        await asyncio.sleep(answer.delay)
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await writer.drain()
             except (asyncio.IncompleteReadError, ConnectionError):
@@ -96,7 +145,20 @@ class DnsServer:
             finally:
                 writer.close()
 
-        self._tcp = await asyncio.start_server(tcp_client, host, self.port)
+        # UDP and TCP on one port: a free UDP port may be taken for TCP, so try again.
+        for _ in range(50):
+            transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, 0))
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(tcp_client, host, port)
+            except OSError as exc:
+                transport.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            self._transport, self.port = transport, port
+            return
+        raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
     async def stop(self) -> None:
         if self._transport is not None:
@@ -104,3 +166,10 @@ class DnsServer:
         if self._tcp is not None:
             self._tcp.close()
             await self._tcp.wait_closed()
+
+
+def _truncated(wire: bytes) -> bytes:
+    """An empty answer with TC set: the client must ask again over TCP."""
+    response = dns.message.make_response(dns.message.from_wire(wire))
+    response.flags |= dns.flags.AA | dns.flags.TC
+    return response.to_wire()

@@ -10,9 +10,11 @@ import asyncio
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Future
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,13 +22,17 @@ import dns.rcode
 import trustme
 from aiohttp import web
 
+from rechecker.config import Settings
+from rechecker.probes import ProbeContext, ProbeSettings
 from tests.support.dns_server import Answer, DnsServer
 
 T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
-#: How long the "slow" target waits before answering; checks use a shorter HTTP timeout.
+#: How long the "slow" targets wait before answering; checks use shorter timeouts.
 SLOW_SECONDS = 30.0
+#: Size of the /big body: well above the default body limit.
+BODY_SIZE_BIG = 256 * 1024
 
 
 class LoopThread:
@@ -57,6 +63,14 @@ class LoopThread:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+@asynccontextmanager
+async def probe_context(settings: Settings, **changes: Any) -> AsyncIterator[ProbeContext]:
+    """Probes set up like a worker with ``settings``, some of them changed."""
+    probe_settings = ProbeSettings.from_settings(settings.model_copy(update=changes))
+    async with ProbeContext(probe_settings) as context:
+        yield context
+
+
 def free_port() -> int:
     """A port nothing listens on: bound, read and released, so connecting to it is refused."""
     with socket.socket() as sock:
@@ -73,11 +87,28 @@ class Targets:
     https_port: int
     refused_port: int
     ca_file: Path
+    #: A second DNS server: the same zone but for a few names (see ALT_ZONE).
+    dns_alt: DnsServer
+    #: Accepts connections and closes them without answering.
+    hangup_port: int
+    #: When the certificates of expiring.test and expired.test end.
+    expiring_on: datetime
+    expired_on: datetime
     hits: dict[str, int] = field(default_factory=dict)
 
     @property
     def resolver(self) -> str:
         return f"{LOOPBACK}:{self.dns.port}"
+
+    @property
+    def alt_resolver(self) -> str:
+        return f"{LOOPBACK}:{self.dns_alt.port}"
+
+    def url(self, domain: str, path: str = "/", *, https: bool = False) -> str:
+        """A URL on the HTTP (or HTTPS) target; the path picks the behaviour (see _app)."""
+        if https:
+            return f"https://{domain}:{self.https_port}{path}"
+        return f"http://{domain}:{self.http_port}{path}"
 
     def urls(self) -> dict[str, str]:
         """domain -> URL for each kind of target (the inventory of the end-to-end tests)."""
@@ -105,7 +136,41 @@ ZONE = {
     "noanswer.test": Answer(),
     "servfail.test": Answer(rcode=dns.rcode.SERVFAIL),
     "refusing.test": Answer(rcode=dns.rcode.REFUSED),
+    # Nothing listens on this loopback address: https and http are both refused.
+    "nothing.test": Answer(a=["127.0.0.9"]),
     "silent.test": Answer(silent=True),
+    "late.test": Answer(a=[LOOPBACK], delay=SLOW_SECONDS),
+    "garbage.test": Answer(garbage=True),
+    "cut.test": Answer(a=[LOOPBACK], cut=True),
+    "truncated.test": Answer(a=[LOOPBACK], truncated_udp=True),
+    "alias.test": Answer(cname="ok.test."),
+    "mail.test": Answer(
+        a=[LOOPBACK],
+        ttl=300,
+        records={
+            "MX": ["10 mx1.mail.test.", "20 mx2.mail.test."],
+            "TXT": ['"v=spf1 -all"'],
+            "NS": ["ns1.mail.test."],
+            "CAA": ['0 issue "ca.test"'],
+        },
+    ),
+    # Resolvers compared: the same answer from both, a different one, NXDOMAIN from one,
+    # and silence from one (see ALT_ZONE).
+    "split.test": Answer(a=[LOOPBACK]),
+    "half.test": Answer(a=[LOOPBACK]),
+    "flaky.test": Answer(a=[LOOPBACK]),
+    # TLS names, each served its own certificate by SNI on the HTTPS port.
+    "expired.test": Answer(a=[LOOPBACK]),
+    "expiring.test": Answer(a=[LOOPBACK]),
+    "wronghost.test": Answer(a=[LOOPBACK]),
+    "selfsigned.test": Answer(a=[LOOPBACK]),
+    "untrusted.test": Answer(a=[LOOPBACK]),
+}
+
+ALT_ZONE = {
+    **{name: answer for name, answer in ZONE.items() if name != "half.test"},
+    "split.test": Answer(a=["127.0.0.2"]),
+    "flaky.test": Answer(silent=True),
 }
 
 
@@ -133,12 +198,85 @@ def _app(hits: dict[str, int]) -> web.Application:
         await asyncio.sleep(SLOW_SECONDS)
         return web.Response(text="too late")
 
+    async def slow_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"the start, ")
+        await asyncio.sleep(SLOW_SECONDS)
+        return response
+
+    async def redirect(request: web.Request) -> web.Response:
+        left = int(request.match_info["left"])
+        if left == 0:
+            return web.Response(text="arrived")
+        raise web.HTTPFound(location=f"/redirect/{left - 1}")
+
+    async def loop(_: web.Request) -> web.Response:
+        raise web.HTTPFound(location="/loop")
+
+    big_body = b"x" * BODY_SIZE_BIG
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=big_body)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="as asked")
+
     app = web.Application()
     app.router.add_get("/", _handler(hits, ok))
     app.router.add_get("/moved", _handler(hits, moved))
     app.router.add_get("/unavailable", _handler(hits, unavailable))
     app.router.add_get("/slow", _handler(hits, slow))
+    app.router.add_get("/slow-body", _handler(hits, slow_body))
+    app.router.add_get("/redirect/{left:\\d+}", _handler(hits, redirect))
+    app.router.add_get("/loop", _handler(hits, loop))
+    app.router.add_get("/big", _handler(hits, big))
+    app.router.add_get("/status/{code:\\d+}", _handler(hits, status))
     return app
+
+
+def _server_context(configure: Callable[[ssl.SSLContext], None]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    configure(context)
+    return context
+
+
+def _tls_contexts(
+    ca: trustme.CA, workdir: Path, now: datetime
+) -> tuple[ssl.SSLContext, datetime, datetime]:
+    """The HTTPS target's context (tls.test, ok.test) with, by SNI, one certificate per TLS
+    failure; and when the expiring and expired certificates end."""
+    expiring_on = (now + timedelta(days=5)).replace(microsecond=0)
+    expired_on = (now - timedelta(days=2)).replace(microsecond=0)
+    stranger = trustme.CA(organization_name="Stranger CA")
+    self_signed = workdir / "self-signed.pem"
+    self_signed.write_bytes(stranger.private_key_pem.bytes() + stranger.cert_pem.bytes())
+    by_name = {
+        "expired.test": _server_context(
+            ca.issue_cert(
+                "expired.test", not_before=now - timedelta(days=90), not_after=expired_on
+            ).configure_cert
+        ),
+        "expiring.test": _server_context(
+            ca.issue_cert("expiring.test", not_after=expiring_on).configure_cert
+        ),
+        "wronghost.test": _server_context(ca.issue_cert("other.test").configure_cert),
+        "untrusted.test": _server_context(stranger.issue_cert("untrusted.test").configure_cert),
+        "selfsigned.test": _server_context(lambda c: c.load_cert_chain(self_signed)),
+    }
+    default = _server_context(ca.issue_cert("tls.test", "ok.test").configure_cert)
+
+    def choose(connection: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        chosen = by_name.get(name or "")
+        if chosen is not None:
+            connection.context = chosen
+
+    default.sni_callback = choose
+    return default, expiring_on, expired_on
+
+
+async def _hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
 
 
 async def start_targets(
@@ -147,13 +285,14 @@ async def start_targets(
     """Start DNS, HTTP and HTTPS servers on loopback; returns them and their stopper."""
     dns_server = DnsServer(ZONE)
     await dns_server.start(LOOPBACK)
+    dns_alt = DnsServer(ALT_ZONE)
+    await dns_alt.start(LOOPBACK)
+    hangup = await asyncio.start_server(_hang_up, LOOPBACK, 0)
 
     ca = trustme.CA()
-    cert = ca.issue_cert("tls.test", "ok.test")
     ca_file = workdir / "test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(tls)
+    tls, expiring_on, expired_on = _tls_contexts(ca, workdir, datetime.now(UTC))
 
     hits: dict[str, int] = {}
     runner = web.AppRunner(_app(hits), shutdown_timeout=0.1)
@@ -170,11 +309,18 @@ async def start_targets(
         https_port=int(https_port),
         refused_port=free_port(),
         ca_file=ca_file,
+        dns_alt=dns_alt,
+        hangup_port=int(hangup.sockets[0].getsockname()[1]),
+        expiring_on=expiring_on,
+        expired_on=expired_on,
         hits=hits,
     )
 
     async def stop() -> None:
         await runner.cleanup()
+        hangup.close()
+        await hangup.wait_closed()
+        await dns_alt.stop()
         await dns_server.stop()
 
     return targets, stop

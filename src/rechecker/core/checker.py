@@ -19,9 +19,14 @@ from rechecker.store import Store
 
 log = logging.getLogger(__name__)
 
+#: The error class of a check that passed with warnings; the message lists them.
+DEGRADED_CLASS = "degraded"
+
 
 async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
-    """Resolve once, then fetch over the resolved addresses; classify the whole as UP or DOWN."""
+    """Resolve once, then fetch over the resolved addresses, and give the check its verdict:
+    DOWN on a failure, DEGRADED on a warning (slow, certificate expiring, resolvers that
+    disagree), else UP."""
     timestamp = utcnow()
     dns_result = await dns.probe(site, ctx)
     if not dns_result.ok:
@@ -43,7 +48,17 @@ async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
     finally:
         if token is not None:
             pinned_addresses.reset(token)
-    verdict = State.UP if http_result.ok else State.DOWN
+    warnings = dns_result.warnings + http_result.warnings
+    if not http_result.ok:
+        verdict, error_class, message = (
+            State.DOWN,
+            f"http_{http_result.outcome.value.lower()}",
+            http_result.message,
+        )
+    elif warnings:
+        verdict, error_class, message = State.DEGRADED, DEGRADED_CLASS, "; ".join(warnings)
+    else:
+        verdict, error_class, message = State.UP, "", ""
     return CheckResult(
         domain=site.domain,
         url=site.url,
@@ -51,8 +66,8 @@ async def check_site(site: Site, ctx: ProbeContext) -> CheckResult:
         state=verdict,
         verdict=verdict,
         status_code=http_result.status_code,
-        error_class="" if http_result.ok else f"http_{http_result.outcome.value.lower()}",
-        error_message=http_result.message,
+        error_class=error_class,
+        error_message=message,
         latency_ms=round(http_result.latency_ms, 2),
         dns=dns_result,
         http=http_result,
@@ -91,10 +106,18 @@ async def run_cycle(
     pending: list[CheckResult] = []
     queue = iter(todo)
 
+    writing = asyncio.Lock()
+
     async def flush() -> None:
-        batch = pending[:]
-        pending.clear()
-        for result in await recorder.record(batch):
+        # One batch written at a time: concurrent transactions only wait on each other's
+        # locks (SQLite answered "database is locked" under a benchmark).
+        async with writing:
+            batch = pending[:]
+            pending.clear()
+            if not batch:
+                return
+            recorded = await recorder.record(batch)
+        for result in recorded:
             if result.ok:
                 report.up += 1
             else:

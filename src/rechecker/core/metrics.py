@@ -113,22 +113,23 @@ class CoreMetrics:
 
 
 def _http_phases(result: CheckResult) -> list[tuple[str, float]]:
-    """Phase timings in seconds, when the HTTP probe recorded them."""
-    timings = getattr(result.http, "timings", None)
-    if timings is None:
+    """The HTTP probe's phase timings in seconds (total is reported on its own)."""
+    if result.http is None:
         return []
-    values = timings.model_dump() if hasattr(timings, "model_dump") else dict(timings)
+    timings = result.http.timings
     return [
-        (phase.removesuffix("_ms"), value / 1000)
-        for phase, value in values.items()
-        if isinstance(value, int | float) and phase.removesuffix("_ms") != "total"
+        ("connect", timings.connect_ms / 1000),
+        ("tls", timings.tls_ms / 1000),
+        ("first_byte", timings.first_byte_ms / 1000),
+        ("body", timings.body_ms / 1000),
     ]
 
 
 def _cert_not_after(result: CheckResult) -> float | None:
-    tls = getattr(result.http, "tls", None)
-    not_after = getattr(tls, "not_after", None)
-    return None if not_after is None else float(not_after.timestamp())
+    tls = None if result.http is None else result.http.tls
+    if tls is None or tls.not_after is None:
+        return None
+    return tls.not_after.timestamp()
 
 
 class SchedulerCollector(Collector):

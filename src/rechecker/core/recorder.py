@@ -16,7 +16,7 @@ from rechecker.store import Store
 
 log = logging.getLogger(__name__)
 
-TransitionSink = Callable[[Transition], None]
+TransitionSink = Callable[[Transition], object]
 ResultSink = Callable[[Sequence[CheckResult]], None]
 
 

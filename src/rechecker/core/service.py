@@ -3,12 +3,15 @@ incidents, alerts and metrics wired together; the scheduler and ``rechecker cycl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rechecker.alerts import Alerter, AlertEvent
 from rechecker.config import Settings
 from rechecker.core.checker import CycleReport, run_cycle
 from rechecker.core.metrics import CoreMetrics
 from rechecker.core.recorder import Recorder, TransitionSink
 from rechecker.core.state import Thresholds, Transition
+from rechecker.models import CheckResult
 from rechecker.probes import ProbeContext
 from rechecker.store import Store
 
@@ -24,6 +27,23 @@ def alert_for(transition: Transition) -> AlertEvent:
         cause=incident.cause,
         incident_id=incident.id,
         downtime_s=incident.duration_s if transition.kind == "recovered" else None,
+    )
+
+
+def certificate_alert(result: CheckResult, warning_days: int) -> AlertEvent | None:
+    """An alert for a certificate that expires within ``warning_days``, else None."""
+    tls = None if result.http is None else result.http.tls
+    if tls is None or tls.not_after is None or tls.days_left is None:
+        return None
+    if tls.days_left > warning_days:
+        return None
+    return AlertEvent(
+        kind="cert_expiring",
+        domain=result.domain,
+        at=result.timestamp,
+        message=f"The TLS certificate of {result.domain} expires on "
+        f"{tls.not_after:%Y-%m-%d %H:%M} UTC ({tls.days_left} days).",
+        cert_not_after=tls.not_after,
     )
 
 
@@ -49,8 +69,18 @@ class CheckService:
             store,
             Thresholds(failures=settings.failure_threshold, successes=settings.success_threshold),
             on_transition=self._transition,
-            on_results=metrics.observe if metrics is not None else None,
+            on_results=self._results,
         )
+
+    def _results(self, results: Sequence[CheckResult]) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(results)
+        if self.alerter is None or self.settings.tls_expiry_warning_days <= 0:
+            return
+        for result in results:
+            event = certificate_alert(result, self.settings.tls_expiry_warning_days)
+            if event is not None:
+                self.alerter.publish(event)  # the alerter sends one per certificate
 
     def _transition(self, transition: Transition) -> None:
         if self.metrics is not None:

@@ -1,7 +1,8 @@
 """Probes: one kind a module, all with the same call shape, selected by name.
 
 Like blackbox_exporter's probers, every probe is ``async (site, ctx) -> result`` and turns
-every network outcome into a classified result instead of raising.
+every network outcome into a classified result instead of raising. ``tls`` is the HTTP
+probe's certificate check (HTTPS only); ``options`` holds what a site's checks expect.
 """
 
 from __future__ import annotations

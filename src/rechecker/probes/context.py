@@ -1,7 +1,7 @@
-"""What probes share within one worker: resolver settings, one HTTP session, TLS trust.
+"""What probes share within one worker: settings, options, one HTTP session, TLS trust.
 
 Built once per worker (not per check) so that a cycle of 100,000 checks pays for the session,
-the SSL context and the resolver list once.
+the SSL contexts, the resolver list and the per-site options once.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -19,6 +19,8 @@ import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from rechecker.config import Settings
+from rechecker.probes import http, tls
+from rechecker.probes.options import ProbeOptions, defaults_from_settings, load_checks_file
 
 #: Addresses the DNS probe already found for a host, for the HTTP probe of the same check.
 pinned_addresses: ContextVar[dict[str, list[str]]] = ContextVar("pinned_addresses")
@@ -62,10 +64,22 @@ class ProbeSettings:
     user_agent: str
     concurrency: int
     ca_file: Path | None = None
+    #: Ask every nameserver and compare (True), or use them in turn as fallbacks (False).
+    compare_resolvers: bool = False
+    fallback_to_http: bool = False
+    tls_expiry_warning_days: int = 14
+    options: ProbeOptions = field(default_factory=ProbeOptions)
+    site_options: dict[str, ProbeOptions] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProbeSettings:
+        """Probe settings with every option parsed; raises OptionsError for a bad setting or
+        checks file, so that the mistake stops the start rather than every check."""
         nameservers = [parse_nameserver(v) for v in settings.dns_resolvers] or system_nameservers()
+        options = defaults_from_settings(settings)
+        site_options = (
+            load_checks_file(settings.checks_file, options) if settings.checks_file else {}
+        )
         return cls(
             dns_timeout=settings.dns_timeout,
             http_timeout=settings.http_timeout,
@@ -75,6 +89,12 @@ class ProbeSettings:
             user_agent=settings.http_user_agent,
             concurrency=settings.check_concurrency,
             ca_file=settings.ca_file,
+            # Only resolvers chosen on purpose are compared; the system's are fallbacks.
+            compare_resolvers=settings.dns_compare_resolvers and len(settings.dns_resolvers) > 1,
+            fallback_to_http=settings.http_fallback_to_http,
+            tls_expiry_warning_days=settings.tls_expiry_warning_days,
+            options=options,
+            site_options=site_options,
         )
 
 
@@ -86,7 +106,29 @@ class ProbeContext:
         self.ssl_context = ssl.create_default_context()
         if settings.ca_file is not None:
             self.ssl_context.load_verify_locations(cafile=str(settings.ca_file))
+        self.ssl_context.sslobject_class = tls.ObservedSSLObject
+        # Used only after a verification failure, to read the certificate that caused it.
+        self.insecure_ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.insecure_ssl_context.check_hostname = False
+        self.insecure_ssl_context.verify_mode = ssl.CERT_NONE
         self._session: aiohttp.ClientSession | None = None
+
+    def options_for(self, domain: str) -> ProbeOptions:
+        """The site's options from the checks file, else the global ones."""
+        return self.settings.site_options.get(domain, self.settings.options)
+
+    async def resolve(self, host: str) -> list[str]:
+        """Addresses of ``host``: those the DNS probe of this check found, else a lookup
+        through the configured nameservers (never the system resolver); raises OSError."""
+        addresses = pinned_addresses.get({}).get(host.lower().rstrip("."))
+        if addresses is not None:
+            return addresses
+        from rechecker.probes.dns import resolve_addresses
+
+        result = await resolve_addresses(host, self)
+        if not result.ok:
+            raise OSError(f"cannot resolve {host}: {result.outcome} {result.message}".strip())
+        return result.addresses
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -107,6 +149,7 @@ class ProbeContext:
             headers={"User-Agent": self.settings.user_agent},
             auto_decompress=False,
             trust_env=False,
+            trace_configs=[http.trace_config()],
         )
         return self
 
@@ -131,14 +174,7 @@ class _PinnedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        addresses = pinned_addresses.get({}).get(host.lower().rstrip("."))
-        if addresses is None:
-            from rechecker.probes.dns import resolve_addresses
-
-            result = await resolve_addresses(host, self._ctx)
-            if not result.ok:
-                raise OSError(f"cannot resolve {host}: {result.outcome} {result.message}".strip())
-            addresses = result.addresses
+        addresses = await self._ctx.resolve(host)
         return [
             ResolveResult(
                 hostname=host,

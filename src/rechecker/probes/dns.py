@@ -1,14 +1,22 @@
-"""The DNS probe: resolve A and AAAA through the configured nameservers and classify the outcome.
+"""The DNS probe: resolve a name through the configured nameservers and classify the outcome.
 
 Queries go straight to the nameservers (``dns.asyncquery``) rather than through a stub
-resolver so that the probe sees the real response code (NXDOMAIN vs SERVFAIL vs REFUSED) and
-knows which server answered.
+resolver so that the probe sees the real response code (NXDOMAIN vs SERVFAIL vs REFUSED),
+the TTLs, and which server answered.
+
+A and AAAA are always asked (the HTTP probe connects to them); other record types only when
+configured. With several resolvers chosen on purpose, every one is asked at once and a
+domain they disagree on gets a warning: split-horizon mistakes, stale secondaries and
+half-done migrations show up while the domain still works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import dns.asyncquery
 import dns.exception
@@ -19,13 +27,15 @@ import dns.rdatatype
 
 from rechecker.models import DnsOutcome, DnsResult, Site
 from rechecker.probes.context import Nameserver, ProbeContext
+from rechecker.probes.options import ADDRESS_TYPES, IPAddress, ProbeOptions
+from rechecker.results import DnsRecord, ResolverAnswer
 
 _RCODE_OUTCOME = {
     dns.rcode.NXDOMAIN: DnsOutcome.NXDOMAIN,
     dns.rcode.SERVFAIL: DnsOutcome.SERVFAIL,
     dns.rcode.REFUSED: DnsOutcome.REFUSED,
 }
-# When A and AAAA disagree, the more telling failure is reported.
+# When A and AAAA (or resolvers) disagree, the more telling failure is reported.
 _SEVERITY = [
     DnsOutcome.NXDOMAIN,
     DnsOutcome.SERVFAIL,
@@ -34,38 +44,96 @@ _SEVERITY = [
     DnsOutcome.ERROR,
     DnsOutcome.NOANSWER,
 ]
+# A resolver that did not answer has no opinion: it is not counted as disagreeing.
+_NO_ANSWER = (DnsOutcome.TIMEOUT, DnsOutcome.ERROR)
 
 
 async def probe(site: Site, ctx: ProbeContext) -> DnsResult:
-    return await resolve_addresses(site.domain, ctx)
+    """Resolve ``site.domain`` as its options say, compare resolvers when configured, check
+    the expectations; never raises for a network outcome."""
+    options = ctx.options_for(site.domain)
+    started = time.perf_counter()
+    servers = ctx.settings.nameservers
+    groups = [[server] for server in servers] if ctx.settings.compare_resolvers else [servers]
+    answers = await _ask_groups(site.domain, options.record_types, groups, ctx)
+    result = _primary(answers)
+    if len(answers) > 1:
+        result = _compare(result, answers, servers)
+    if result.ok:
+        result = _check_expectations(result, options)
+    return result.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
 
 
 async def resolve_addresses(domain: str, ctx: ProbeContext) -> DnsResult:
-    """A and AAAA for ``domain``; never raises for a network outcome."""
+    """A and AAAA for ``domain`` through the nameservers in turn (redirect targets, TLS
+    diagnosis); never raises for a network outcome."""
     started = time.perf_counter()
-    nameservers = ctx.settings.nameservers
-    if not nameservers:
-        return DnsResult(outcome=DnsOutcome.ERROR, message="no DNS resolver configured")
+    (answer,) = await _ask_groups(domain, ADDRESS_TYPES, [ctx.settings.nameservers], ctx)
+    return answer.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+
+
+async def _ask_groups(
+    domain: str, record_types: Sequence[str], groups: list[list[Nameserver]], ctx: ProbeContext
+) -> list[DnsResult]:
+    """One answer per group of nameservers (a group's servers are fallbacks of each other)."""
+    if not ctx.settings.nameservers:
+        return [DnsResult(outcome=DnsOutcome.ERROR, message="no DNS resolver configured")]
     try:
         name = dns.name.from_text(domain)
     except dns.exception.DNSException as exc:
-        return DnsResult(outcome=DnsOutcome.ERROR, message=f"invalid name: {exc}")
-    results = await asyncio.gather(
-        _lookup(name, dns.rdatatype.A, nameservers, ctx.settings.dns_timeout),
-        _lookup(name, dns.rdatatype.AAAA, nameservers, ctx.settings.dns_timeout),
+        return [DnsResult(outcome=DnsOutcome.ERROR, message=f"invalid name: {exc}")]
+    rdtypes = [dns.rdatatype.from_text(t) for t in record_types]
+    return list(
+        await asyncio.gather(
+            *(_ask(name, rdtypes, group, ctx.settings.dns_timeout) for group in groups)
+        )
     )
-    latency_ms = (time.perf_counter() - started) * 1000
-    addresses = [address for result in results for address in result.addresses]
-    resolver = next((r.resolver for r in results if r.resolver), None)
+
+
+@dataclass(slots=True)
+class _Reply:
+    """One query's fate: an outcome and, when a server answered, its message."""
+
+    outcome: DnsOutcome
+    resolver: str
+    message: str = ""
+    response: dns.message.Message | None = None
+
+
+async def _ask(
+    name: dns.name.Name,
+    rdtypes: list[dns.rdatatype.RdataType],
+    servers: list[Nameserver],
+    budget_s: float,
+) -> DnsResult:
+    """Every record type of ``name`` from one group of servers, as one result."""
+    replies = await asyncio.gather(*(_lookup(name, t, servers, budget_s) for t in rdtypes))
+    records: dict[str, list[DnsRecord]] = {}
+    warnings = []
+    for rdtype, reply in zip(rdtypes, replies, strict=True):
+        text = dns.rdatatype.to_text(rdtype)
+        if reply.response is not None:
+            records[text] = _records(reply.response, rdtype)
+            if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                _add_cname_chain(records, reply.response)
+        elif text not in ADDRESS_TYPES:
+            warnings.append(f"{text} lookup failed: {reply.message or reply.outcome}")
+    address_replies = replies[:2]  # record types always begin with A and AAAA
+    addresses = [r.value for t in ADDRESS_TYPES for r in records.get(t, [])]
+    resolver = next((r.resolver for r in address_replies if r.response is not None), None)
     if addresses:
         return DnsResult(
-            outcome=DnsOutcome.OK, addresses=addresses, resolver=resolver, latency_ms=latency_ms
+            outcome=DnsOutcome.OK,
+            addresses=addresses,
+            records=records,
+            resolver=resolver,
+            warnings=warnings,
         )
-    worst = min(results, key=lambda r: _SEVERITY.index(r.outcome))
-    update: dict[str, object] = {"latency_ms": latency_ms}
-    if worst.outcome is DnsOutcome.NOANSWER:
-        update["message"] = "no A or AAAA record"
-    return worst.model_copy(update=update)
+    worst = min(address_replies, key=lambda r: _SEVERITY.index(r.outcome))
+    message = "no A or AAAA record" if worst.outcome is DnsOutcome.NOANSWER else worst.message
+    return DnsResult(
+        outcome=worst.outcome, records=records, resolver=resolver or worst.resolver, message=message
+    )
 
 
 async def _lookup(
@@ -73,28 +141,28 @@ async def _lookup(
     rdtype: dns.rdatatype.RdataType,
     nameservers: list[Nameserver],
     budget_s: float,
-) -> DnsResult:
+) -> _Reply:
     """Ask each nameserver in turn until one gives an answer (of any rcode)."""
     per_server = budget_s / len(nameservers)
-    last = DnsResult(outcome=DnsOutcome.ERROR, message="no nameserver tried")
+    last = _Reply(DnsOutcome.ERROR, "", "no nameserver tried")
     for server in nameservers:
         query = dns.message.make_query(name, rdtype)
         try:
-            response, _ = await dns.asyncquery.udp_with_fallback(
-                query, server.host, timeout=per_server, port=server.port
-            )
-        except dns.exception.Timeout:
-            last = DnsResult(
-                outcome=DnsOutcome.TIMEOUT,
-                resolver=str(server),
-                message=f"no answer from {server} within {per_server:.1f}s",
+            # The outer bound also covers the TCP retry after a truncated UDP answer.
+            async with asyncio.timeout(per_server):
+                response, _ = await dns.asyncquery.udp_with_fallback(
+                    query, server.host, timeout=per_server, port=server.port
+                )
+        except (dns.exception.Timeout, TimeoutError):
+            last = _Reply(
+                DnsOutcome.TIMEOUT, str(server), f"no answer from {server} within {per_server:.1f}s"
             )
             continue
         except (dns.exception.DNSException, OSError, EOFError, ValueError) as exc:
-            last = DnsResult(
-                outcome=DnsOutcome.ERROR,
-                resolver=str(server),
-                message=f"bad response from {server}: {type(exc).__name__}: {exc}"[:300],
+            last = _Reply(
+                DnsOutcome.ERROR,
+                str(server),
+                f"bad response from {server}: {type(exc).__name__}: {exc}"[:300],
             )
             continue
         return _classify(response, rdtype, server)
@@ -103,23 +171,103 @@ async def _lookup(
 
 def _classify(
     response: dns.message.Message, rdtype: dns.rdatatype.RdataType, server: Nameserver
-) -> DnsResult:
+) -> _Reply:
     rcode = response.rcode()
     if rcode in _RCODE_OUTCOME:
         outcome = _RCODE_OUTCOME[rcode]
-        return DnsResult(outcome=outcome, resolver=str(server), message=f"{outcome} from {server}")
+        return _Reply(outcome, str(server), f"{outcome} from {server}")
     if rcode != dns.rcode.NOERROR:
-        text = dns.rcode.to_text(rcode)
-        return DnsResult(
-            outcome=DnsOutcome.ERROR, resolver=str(server), message=f"{text} from {server}"
+        return _Reply(DnsOutcome.ERROR, str(server), f"{dns.rcode.to_text(rcode)} from {server}")
+    if not any(rrset.rdtype == rdtype for rrset in response.answer):
+        return _Reply(
+            DnsOutcome.NOANSWER,
+            str(server),
+            f"no {dns.rdatatype.to_text(rdtype)} record",
+            response,
         )
-    addresses = [
-        rdata.to_text() for rrset in response.answer if rrset.rdtype == rdtype for rdata in rrset
+    return _Reply(DnsOutcome.OK, str(server), response=response)
+
+
+def _records(response: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> list[DnsRecord]:
+    return [
+        DnsRecord(value=rdata.to_text(), ttl=rrset.ttl)
+        for rrset in response.answer
+        if rrset.rdtype == rdtype
+        for rdata in rrset
     ]
-    if not addresses:
-        return DnsResult(
-            outcome=DnsOutcome.NOANSWER,
+
+
+def _add_cname_chain(records: dict[str, list[DnsRecord]], response: dns.message.Message) -> None:
+    """The aliases an address answer went through, each once: free with the A/AAAA query."""
+    chain = _records(response, dns.rdatatype.CNAME)
+    if chain:
+        known = records.setdefault("CNAME", [])
+        known.extend(r for r in chain if r not in known)
+
+
+def _primary(answers: list[DnsResult]) -> DnsResult:
+    """The answer the check goes by: the first (in configured order) that resolved, else the
+    most telling failure."""
+    for answer in answers:
+        if answer.ok:
+            return answer
+    return min(answers, key=lambda a: _SEVERITY.index(a.outcome))
+
+
+def _compare(result: DnsResult, answers: list[DnsResult], servers: list[Nameserver]) -> DnsResult:
+    """Keep what each resolver said and warn when those that answered disagree: a different
+    set of addresses, or a different outcome (one NXDOMAIN, another an address)."""
+    said = [
+        ResolverAnswer(
             resolver=str(server),
-            message=f"no {dns.rdatatype.to_text(rdtype)} record",
+            outcome=answer.outcome,
+            addresses=answer.addresses,
+            message=answer.message,
         )
-    return DnsResult(outcome=DnsOutcome.OK, addresses=addresses, resolver=str(server))
+        for server, answer in zip(servers, answers, strict=True)
+    ]
+    answered = [a for a in said if a.outcome not in _NO_ANSWER]
+    views = {(a.outcome, frozenset(a.addresses)) for a in answered}
+    warnings = list(result.warnings)
+    if len(views) > 1:
+        warnings.append("resolvers disagree: " + "; ".join(_summary(a) for a in answered))
+    return result.model_copy(update={"resolvers": said, "warnings": warnings})
+
+
+def _summary(answer: ResolverAnswer) -> str:
+    said = (
+        ", ".join(sorted(answer.addresses)) if answer.outcome is DnsOutcome.OK else answer.outcome
+    )
+    return f"{answer.resolver} answered {said}"
+
+
+def _check_expectations(result: DnsResult, options: ProbeOptions) -> DnsResult:
+    """MISMATCH when the name resolves elsewhere than expected; the answer is kept."""
+    problems = []
+    if options.expected_addresses is not None:
+        families = {address.version for address in options.expected_addresses}
+        got = {
+            address
+            for address in map(ipaddress.ip_address, result.addresses)
+            if address.version in families
+        }
+        if got != options.expected_addresses:
+            problems.append(
+                f"expected addresses {_addresses(options.expected_addresses)}, "
+                f"got {_addresses(got) or 'none'}"
+            )
+    if options.expected_cname is not None:
+        chain = [r.value.rstrip(".").lower() for r in result.records.get("CNAME", [])]
+        if options.expected_cname not in chain:
+            problems.append(
+                f"expected CNAME {options.expected_cname}, got {', '.join(chain) or 'none'}"
+            )
+    if not problems:
+        return result
+    return result.model_copy(
+        update={"outcome": DnsOutcome.MISMATCH, "message": "; ".join(problems)}
+    )
+
+
+def _addresses(addresses: Iterable[IPAddress]) -> str:
+    return ", ".join(str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a))))

@@ -1,7 +1,11 @@
-"""The HTTP probe: GET the site's URL and classify what happened.
+"""The HTTP probe: GET the site's URL, time each phase and classify what happened.
 
 Connections go to the addresses the DNS probe of the same check found (see
 ``context.pinned_addresses``), with the Host header and TLS SNI of the URL kept.
+
+Each request carries a ``_Timeline`` as its aiohttp trace context: the session's trace
+signals and the TLS handshake observer move it from phase to phase, so the probe knows how
+long DNS, connect, TLS, first byte and body took and, on a timeout, which phase it hit.
 """
 
 from __future__ import annotations
@@ -10,85 +14,347 @@ import asyncio
 import errno
 import ssl
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
 from http import HTTPStatus
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import aiohttp
+from yarl import URL
 
 from rechecker.models import HttpOutcome, HttpResult, Site
-from rechecker.probes.context import ProbeContext
+from rechecker.probes import tls
+from rechecker.results import HttpTimings, TlsInfo
 
-ACCEPTED_STATUS = range(200, 400)
+if TYPE_CHECKING:
+    from rechecker.probes.context import ProbeContext
+    from rechecker.probes.options import ProbeOptions
+
+#: Asked when the body is matched: a compressed body cannot be searched.
+_IDENTITY = {"Accept-Encoding": "identity"}
+_READ_CHUNK = 16384
+
+
+class Phase(StrEnum):
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    FIRST_BYTE = "first byte"
+    BODY = "body"
+
+
+_DURING = {
+    Phase.DNS: "resolving the host",
+    Phase.CONNECT: "connecting",
+    Phase.TLS: "in the TLS handshake",
+    Phase.FIRST_BYTE: "waiting for the first byte",
+    Phase.BODY: "reading the body",
+}
+
+
+class _Timeline:
+    """Where one request is and how long each phase took, summed over redirects."""
+
+    __slots__ = (
+        "_since",
+        "certificate",
+        "connected",
+        "ended",
+        "location",
+        "phase",
+        "redirects",
+        "spent",
+        "started",
+        "tls_version",
+    )
+
+    def __init__(self) -> None:
+        self.started = self._since = time.perf_counter()
+        self.ended: float | None = None
+        self.phase = Phase.CONNECT
+        self.spent = dict.fromkeys(Phase, 0.0)
+        self.connected = False
+        self.redirects = 0
+        self.location: str | None = None
+        self.certificate: bytes | None = None
+        self.tls_version: str | None = None
+
+    def enter(self, phase: Phase) -> None:
+        now = time.perf_counter()
+        self.spent[self.phase] += now - self._since
+        self.phase, self._since = phase, now
+        self.connected |= phase in (Phase.TLS, Phase.FIRST_BYTE)
+
+    def finish(self) -> None:
+        self.enter(self.phase)
+        self.ended = self._since
+
+    @property
+    def total_ms(self) -> float:
+        return ((self.ended or time.perf_counter()) - self.started) * 1000
+
+    def timings(self) -> HttpTimings:
+        spent = self.spent
+        return HttpTimings(
+            dns_ms=spent[Phase.DNS] * 1000,
+            connect_ms=spent[Phase.CONNECT] * 1000,
+            tls_ms=spent[Phase.TLS] * 1000,
+            first_byte_ms=spent[Phase.FIRST_BYTE] * 1000,
+            body_ms=spent[Phase.BODY] * 1000,
+            total_ms=self.total_ms,
+        )
+
+    # tls.HandshakeObserver
+    def tls_started(self) -> None:
+        if self.phase is not Phase.TLS:
+            self.enter(Phase.TLS)
+
+    def tls_finished(self, certificate: bytes | None, version: str | None) -> None:
+        self.certificate, self.tls_version = certificate, version
+        self.enter(Phase.CONNECT)
+
+
+def trace_config() -> aiohttp.TraceConfig:
+    """The trace signals that drive each request's ``_Timeline`` (its trace_request_ctx)."""
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(_on_connection_start)
+    config.on_dns_resolvehost_start.append(_entering(Phase.DNS))
+    config.on_dns_resolvehost_end.append(_entering(Phase.CONNECT))
+    config.on_connection_create_end.append(_entering(Phase.FIRST_BYTE))
+    config.on_request_redirect.append(_on_redirect)
+    config.on_request_end.append(_entering(Phase.BODY))
+    return config
+
+
+def _timeline_of(trace: SimpleNamespace) -> _Timeline | None:
+    found = trace.trace_request_ctx
+    return found if isinstance(found, _Timeline) else None
+
+
+def _entering(
+    phase: Phase,
+) -> Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]:
+    async def signal(_: aiohttp.ClientSession, trace: SimpleNamespace, __: object) -> None:
+        timeline = _timeline_of(trace)
+        if timeline is not None:
+            timeline.enter(phase)
+
+    return signal
+
+
+async def _on_connection_start(
+    _: aiohttp.ClientSession, trace: SimpleNamespace, __: object
+) -> None:
+    """A new connection (the first, or a redirect's): its certificate is not known yet."""
+    timeline = _timeline_of(trace)
+    if timeline is not None:
+        timeline.certificate = timeline.tls_version = None
+        timeline.enter(Phase.CONNECT)
+
+
+async def _on_redirect(
+    _: aiohttp.ClientSession, trace: SimpleNamespace, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    timeline = _timeline_of(trace)
+    if timeline is not None:
+        timeline.redirects += 1
+        timeline.location = params.response.headers.get("Location")
+        timeline.enter(Phase.CONNECT)
 
 
 async def probe(site: Site, ctx: ProbeContext) -> HttpResult:
-    """Fetch ``site.url`` (following redirects) and read at most the body limit; never raises
-    for a network outcome."""
-    settings = ctx.settings
+    """Fetch ``site.url`` (following redirects), read at most the body limit and check it
+    against the site's options; never raises for a network outcome."""
     started = time.perf_counter()
+    options = ctx.options_for(site.domain)
+    result, connected = await _fetch(site.url, options, ctx)
+    fallback = _http_url(site.url) if ctx.settings.fallback_to_http and not connected else None
+    if fallback is not None:
+        first = result
+        result, _ = await _fetch(fallback, options, ctx)
+        if not result.ok:
+            result.message = f"{first.message}; over http: {result.message}"[:500]
+    result.url = site.url
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _http_url(url: str) -> str | None:
+    """The http:// twin of an https:// URL on the default port; None for any other URL."""
+    parsed = URL(url)
+    if parsed.scheme != "https" or parsed.explicit_port is not None:
+        return None
+    return str(parsed.with_scheme("http"))
+
+
+async def _fetch(url: str, options: ProbeOptions, ctx: ProbeContext) -> tuple[HttpResult, bool]:
+    """One GET of ``url``; the result, and whether a connection was ever established."""
+    timeline = _Timeline()
+    body = bytearray() if options.checks_body else None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.http_timeout
 
     def result(outcome: HttpOutcome, message: str, **fields: object) -> HttpResult:
         return HttpResult.model_validate(
             {
-                "url": site.url,
+                "url": url,
                 "outcome": outcome,
                 "message": message[:500],
-                "latency_ms": (time.perf_counter() - started) * 1000,
+                "timings": timeline.timings(),
+                "redirects": timeline.redirects,
                 **fields,
             }
         )
 
     try:
-        async with asyncio.timeout(settings.http_timeout):
-            async with ctx.session.get(
-                site.url,
-                allow_redirects=settings.max_redirects > 0,
-                max_redirects=max(settings.max_redirects, 1),
-            ) as response:
-                await _read_capped(response, settings.body_limit)
-    except TimeoutError:
-        return result(
-            HttpOutcome.TIMEOUT, f"no complete response within {settings.http_timeout:g}s"
-        )
-    except aiohttp.TooManyRedirects:
-        return result(
-            HttpOutcome.TOO_MANY_REDIRECTS, f"more than {settings.max_redirects} redirects"
-        )
+        response, size = await _get(url, ctx, timeline, body, deadline)
     except aiohttp.ClientConnectorCertificateError as exc:
-        return result(HttpOutcome.TLS, f"certificate not trusted: {exc.certificate_error}")
-    except aiohttp.ClientSSLError as exc:
-        return result(HttpOutcome.TLS, f"TLS handshake failed: {_reason(exc)}")
-    except aiohttp.ClientConnectorDNSError as exc:
-        return result(HttpOutcome.UNRESOLVED, str(exc))
-    except aiohttp.ClientConnectorError as exc:
-        if exc.os_error.errno == errno.ECONNREFUSED:
-            return result(HttpOutcome.REFUSED, f"connection refused by {exc.host}:{exc.port}")
-        return result(HttpOutcome.ERROR, f"cannot connect to {exc.host}:{exc.port}: {_reason(exc)}")
-    except (aiohttp.ServerDisconnectedError, ConnectionResetError) as exc:
-        return result(HttpOutcome.RESET, f"connection closed by the server: {_reason(exc)}")
-    except aiohttp.ClientOSError as exc:
-        if exc.errno == errno.ECONNRESET:
-            return result(HttpOutcome.RESET, "connection reset by the server")
-        return result(HttpOutcome.ERROR, _reason(exc))
-    except (aiohttp.ClientError, ssl.SSLError, ValueError) as exc:
-        return result(HttpOutcome.ERROR, f"{type(exc).__name__}: {_reason(exc)}")
+        error = exc.certificate_error
+        if isinstance(error, ssl.SSLCertVerificationError):
+            info = await tls.diagnose(exc.host, exc.port or 443, error, ctx, deadline - loop.time())
+        else:
+            info = tls.handshake_failure(exc.host, error)
+        return result(HttpOutcome.TLS, f"TLS: {info.error}", tls=info), True
+    except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+        outcome, message, handshake = _classify_error(exc, timeline, ctx)
+        return result(outcome, message, tls=handshake), timeline.connected
 
-    status = response.status
+    status, version = response.status, response.version
     reason = response.reason or _standard_reason(status)
-    fields = {"status_code": status, "reason": reason, "final_url": str(response.url)}
-    if status not in ACCEPTED_STATUS:
-        return result(HttpOutcome.HTTP_STATUS, f"HTTP {status} {reason}".strip(), **fields)
-    return result(HttpOutcome.OK, "", **fields)
+    certificate = _certificate(response.url, timeline)
+    fields = {
+        "status_code": status,
+        "reason": reason,
+        "final_url": str(response.url),
+        "http_version": f"{version.major}.{version.minor}" if version else None,
+        "body_bytes": size,
+        "tls": certificate,
+        "warnings": _warnings(timeline, certificate, options, ctx),
+    }
+    if status not in options.accepted_status:
+        return result(HttpOutcome.HTTP_STATUS, f"HTTP {status} {reason}".strip(), **fields), True
+    mismatch = _body_mismatch(body, response.charset, options) if body is not None else None
+    if mismatch is not None:
+        return result(HttpOutcome.BODY_MISMATCH, mismatch, **fields), True
+    return result(HttpOutcome.OK, "", **fields), True
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> int:
-    """Read up to ``limit`` bytes of the body, so an endless body costs bounded memory."""
+async def _get(
+    url: str, ctx: ProbeContext, timeline: _Timeline, body: bytearray | None, deadline: float
+) -> tuple[aiohttp.ClientResponse, int]:
+    """The response to a GET of ``url`` (redirects followed) and how much of its body was
+    read, ``timeline`` following the request through its phases until ``deadline``."""
+    settings = ctx.settings
+    token = tls.handshake_observer.set(timeline)
+    try:
+        async with asyncio.timeout_at(deadline):
+            async with ctx.session.get(
+                url,
+                allow_redirects=settings.max_redirects > 0,
+                # aiohttp gives up when the count reaches its limit: allow exactly N.
+                max_redirects=settings.max_redirects + 1,
+                headers=_IDENTITY if body is not None else None,
+                trace_request_ctx=timeline,
+            ) as response:
+                return response, await _read_capped(response, settings.body_limit, body)
+    finally:
+        timeline.finish()
+        tls.handshake_observer.reset(token)
+
+
+def _classify_error(
+    exc: BaseException, timeline: _Timeline, ctx: ProbeContext
+) -> tuple[HttpOutcome, str, TlsInfo | None]:
+    """The outcome of a request that ended in an exception, naming the phase it was in."""
+    during = _DURING[timeline.phase]
+    match exc:
+        case TimeoutError():
+            return (
+                HttpOutcome.TIMEOUT,
+                f"timed out after {ctx.settings.http_timeout:g}s {during}",
+                None,
+            )
+        case aiohttp.TooManyRedirects():
+            last = f", the last to {timeline.location}" if timeline.location else ""
+            return (
+                HttpOutcome.TOO_MANY_REDIRECTS,
+                f"more than {ctx.settings.max_redirects} redirects{last}",
+                None,
+            )
+        case aiohttp.ClientSSLError():
+            info = tls.handshake_failure(exc.host, exc.os_error)
+            return HttpOutcome.TLS, f"TLS handshake failed: {info.error}", info
+        case aiohttp.ClientConnectorDNSError():
+            return HttpOutcome.UNRESOLVED, str(exc), None
+        case aiohttp.ClientConnectorError() if exc.os_error.errno == errno.ECONNREFUSED:
+            return HttpOutcome.REFUSED, f"connection refused by {exc.host}:{exc.port}", None
+        case aiohttp.ClientConnectorError():
+            return (
+                HttpOutcome.ERROR,
+                f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.os_error)}",
+                None,
+            )
+        case aiohttp.ServerDisconnectedError() | ConnectionResetError():
+            return HttpOutcome.RESET, f"connection closed by the server {during}", None
+        case OSError() if exc.errno == errno.ECONNRESET:
+            return HttpOutcome.RESET, f"connection reset by the server {during}", None
+    return HttpOutcome.ERROR, f"{type(exc).__name__} {during}: {_reason(exc)}", None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, keep: bytearray | None) -> int:
+    """Read up to ``limit`` bytes of the body, so an endless body costs bounded memory; keep
+    them in ``keep`` when the body is to be matched."""
     read = 0
     while read < limit:
-        chunk = await response.content.read(min(limit - read, 16384))
+        chunk = await response.content.read(min(limit - read, _READ_CHUNK))
         if not chunk:
             break
         read += len(chunk)
+        if keep is not None:
+            keep += chunk
     return read
+
+
+def _certificate(url: URL, timeline: _Timeline) -> TlsInfo | None:
+    """The verified certificate of the final connection, when it was HTTPS."""
+    if timeline.certificate is None or url.host is None:
+        return None
+    return tls.describe(url.host, timeline.certificate, timeline.tls_version, now=_now())
+
+
+def _warnings(
+    timeline: _Timeline, certificate: TlsInfo | None, options: ProbeOptions, ctx: ProbeContext
+) -> list[str]:
+    warnings = []
+    if certificate is not None:
+        expiring = tls.expiry_warning(certificate, ctx.settings.tls_expiry_warning_days, _now())
+        if expiring is not None:
+            warnings.append(expiring)
+    if options.max_latency_ms is not None and timeline.total_ms > options.max_latency_ms:
+        warnings.append(
+            f"slow response: {timeline.total_ms:.0f} ms, above {options.max_latency_ms:g} ms"
+        )
+    return warnings
+
+
+def _body_mismatch(body: bytearray, charset: str | None, options: ProbeOptions) -> str | None:
+    """What the body (as much as was read) lacks, or None when it matches."""
+    try:
+        text = body.decode(charset or "utf-8", "replace")
+    except LookupError:
+        text = body.decode("utf-8", "replace")
+    read = f"body (first {len(body)} bytes)"
+    if options.body_match is not None and options.body_match not in text:
+        return f"{read} does not contain {options.body_match!r}"
+    if options.body_regex is not None and options.body_regex.search(text) is None:
+        return f"{read} does not match /{options.body_regex.pattern}/"
+    return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _standard_reason(status: int) -> str:

@@ -1,0 +1,177 @@
+"""The DNS probe against real servers on loopback: broken answers, records, expectations and
+resolvers that disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rechecker.config import Settings
+from rechecker.models import DnsOutcome, Site
+from rechecker.probes import PROBES
+from rechecker.results import DnsRecord, DnsResult
+from tests.support.targets import Targets, probe_context
+
+
+async def dns_check(settings: Settings, domain: str, **changes: object) -> DnsResult:
+    async with probe_context(settings, **changes) as ctx:
+        result = await PROBES["dns"](Site(domain=domain, url=f"https://{domain}/"), ctx)
+    assert isinstance(result, DnsResult)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("domain", "outcome", "message"),
+    [
+        ("late.test", DnsOutcome.TIMEOUT, "no answer from"),
+        ("garbage.test", DnsOutcome.ERROR, "bad response from"),
+        ("cut.test", DnsOutcome.ERROR, "bad response from"),
+    ],
+)
+async def test_slow_and_broken_answers_are_classified(
+    settings: Settings, domain: str, outcome: DnsOutcome, message: str
+) -> None:
+    result = await dns_check(settings, domain)
+    assert result.outcome is outcome
+    assert message in result.message
+    assert result.addresses == []
+
+
+async def test_a_truncated_udp_answer_is_asked_again_over_tcp(settings: Settings) -> None:
+    result = await dns_check(settings, "truncated.test")
+    assert result.outcome is DnsOutcome.OK
+    assert result.addresses == ["127.0.0.1"]
+
+
+async def test_configured_record_types_come_with_their_ttls(settings: Settings) -> None:
+    result = await dns_check(settings, "mail.test", dns_record_types="mx, TXT,NS,CAA")
+    assert result.outcome is DnsOutcome.OK
+    assert result.records["A"] == [DnsRecord(value="127.0.0.1", ttl=300)]
+    assert result.records["AAAA"] == []
+    assert {r.value for r in result.records["MX"]} == {"10 mx1.mail.test.", "20 mx2.mail.test."}
+    assert result.records["TXT"] == [DnsRecord(value='"v=spf1 -all"', ttl=300)]
+    assert result.records["NS"] == [DnsRecord(value="ns1.mail.test.", ttl=300)]
+    assert result.records["CAA"] == [DnsRecord(value='0 issue "ca.test"', ttl=300)]
+    assert result.warnings == []
+
+
+async def test_only_addresses_are_asked_by_default(settings: Settings, targets: Targets) -> None:
+    before = targets.dns.queries
+    result = await dns_check(settings, "mail.test")
+    assert set(result.records) == {"A", "AAAA"}
+    assert targets.dns.queries - before == 2
+
+
+async def test_the_cname_chain_of_an_alias_is_recorded(settings: Settings) -> None:
+    result = await dns_check(settings, "alias.test")
+    assert result.outcome is DnsOutcome.OK
+    assert result.addresses == ["127.0.0.1"]
+    assert result.records["CNAME"] == [DnsRecord(value="ok.test.", ttl=60)]
+
+
+def checks_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "checks.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("domain", "table", "outcome", "shown"),
+    [
+        ("ok.test", 'expected_addresses = ["127.0.0.1"]', DnsOutcome.OK, []),
+        (
+            "ok.test",
+            'expected_addresses = ["192.0.2.1"]',
+            DnsOutcome.MISMATCH,
+            ["expected addresses 192.0.2.1", "got 127.0.0.1"],
+        ),
+        # Only the families the expectation names are compared.
+        ("ok.test", 'expected_addresses = ["::1"]', DnsOutcome.MISMATCH, ["got none"]),
+        ("alias.test", 'expected_cname = "OK.test."', DnsOutcome.OK, []),
+        (
+            "alias.test",
+            'expected_cname = "cdn.test"',
+            DnsOutcome.MISMATCH,
+            ["expected CNAME cdn.test", "got ok.test"],
+        ),
+        ("ok.test", 'expected_cname = "cdn.test"', DnsOutcome.MISMATCH, ["got none"]),
+    ],
+)
+async def test_expectations_of_a_site(
+    settings: Settings,
+    tmp_path: Path,
+    domain: str,
+    table: str,
+    outcome: DnsOutcome,
+    shown: list[str],
+) -> None:
+    path = checks_file(tmp_path, f'["{domain}"]\n{table}\n')
+    result = await dns_check(settings, domain, checks_file=path)
+    assert result.outcome is outcome, result.message
+    assert all(text in result.message for text in shown), result.message
+    assert result.addresses == ["127.0.0.1"]
+
+
+async def test_expectations_apply_only_to_their_domain(settings: Settings, tmp_path: Path) -> None:
+    path = checks_file(tmp_path, '["elsewhere.test"]\nexpected_addresses = ["192.0.2.1"]\n')
+    result = await dns_check(settings, "ok.test", checks_file=path)
+    assert result.outcome is DnsOutcome.OK
+
+
+async def test_resolvers_that_agree_give_no_warning(settings: Settings, targets: Targets) -> None:
+    result = await dns_check(
+        settings, "ok.test", dns_resolvers=[targets.resolver, targets.alt_resolver]
+    )
+    assert result.outcome is DnsOutcome.OK
+    assert result.warnings == []
+    assert [(r.resolver, r.outcome, r.addresses) for r in result.resolvers] == [
+        (targets.resolver, DnsOutcome.OK, ["127.0.0.1"]),
+        (targets.alt_resolver, DnsOutcome.OK, ["127.0.0.1"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("domain", "alt_says"),
+    [("split.test", "answered 127.0.0.2"), ("half.test", "answered NXDOMAIN")],
+)
+@pytest.mark.parametrize("alt_first", [False, True])
+async def test_resolvers_that_disagree_give_a_warning(
+    settings: Settings, targets: Targets, domain: str, alt_says: str, alt_first: bool
+) -> None:
+    resolvers = [targets.resolver, targets.alt_resolver]
+    result = await dns_check(
+        settings, domain, dns_resolvers=resolvers[::-1] if alt_first else resolvers
+    )
+    assert result.outcome is DnsOutcome.OK  # still resolves: DEGRADED, not DOWN
+    (warning,) = result.warnings
+    assert warning.startswith("resolvers disagree")
+    assert f"{targets.resolver} answered 127.0.0.1" in warning
+    assert f"{targets.alt_resolver} {alt_says}" in warning
+    assert len(result.resolvers) == 2
+
+
+async def test_a_resolver_that_times_out_is_not_a_disagreement(
+    settings: Settings, targets: Targets
+) -> None:
+    result = await dns_check(
+        settings, "flaky.test", dns_resolvers=[targets.alt_resolver, targets.resolver]
+    )
+    assert result.outcome is DnsOutcome.OK
+    assert result.resolver == targets.resolver
+    assert result.warnings == []
+    assert [r.outcome for r in result.resolvers] == [DnsOutcome.TIMEOUT, DnsOutcome.OK]
+
+
+async def test_without_comparison_resolvers_are_fallbacks(
+    settings: Settings, targets: Targets
+) -> None:
+    result = await dns_check(
+        settings,
+        "split.test",
+        dns_resolvers=[targets.resolver, targets.alt_resolver],
+        dns_compare_resolvers=False,
+    )
+    assert result.addresses == ["127.0.0.1"]
+    assert result.warnings == []
+    assert result.resolvers == []
