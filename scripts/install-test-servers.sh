@@ -40,10 +40,11 @@ find_pg_bindir() {
 }
 
 install_packages() {
-    if find_mariadbd >/dev/null && find_pg_bindir >/dev/null; then
+    # chromium drives the dashboard's browser tests (Playwright with Debian's build).
+    if find_mariadbd >/dev/null && find_pg_bindir >/dev/null && command -v chromium >/dev/null; then
         return 0
     fi
-    local packages=(mariadb-server postgresql)
+    local packages=(mariadb-server postgresql chromium)
     if [[ "$(id -u)" -ne 0 ]]; then
         note "not root: install ${packages[*]} (apt-get install ${packages[*]});" \
             "tests needing them will skip meanwhile"

@@ -21,6 +21,7 @@ from rechecker.inventory import InventoryError, create_inventory
 from rechecker.logs import setup_logging
 from rechecker.models import CheckResult, Site
 from rechecker.probes import ProbeContext, ProbeSettings
+from rechecker.probes.options import OptionsError
 from rechecker.server import Listener, serve
 from rechecker.store import StoreError, create_store
 
@@ -206,9 +207,26 @@ def _listeners(settings: Settings, names: list[str]) -> tuple[list[Listener], li
     if "frontend" in names:
         from a2wsgi import WSGIMiddleware
 
+        from rechecker.frontend import DashboardAuth
         from rechecker.frontend.app import create_app as frontend_app
 
-        flask_app = frontend_app(settings)
+        try:
+            auth = DashboardAuth.configured(
+                user=settings.dashboard_user,
+                password=settings.dashboard_password.get_secret_value(),
+                header=settings.dashboard_auth_header,
+                header_values=[
+                    v.strip() for v in settings.dashboard_auth_header_values.split(",") if v.strip()
+                ],
+            )
+        except ValueError as exc:
+            raise CliError(f"dashboard access control: {exc}") from None
+        flask_app = frontend_app(
+            settings,
+            auth=auth,
+            refresh_seconds=settings.dashboard_refresh_seconds,
+            snapshot_max_age=settings.dashboard_snapshot_seconds,
+        )
         closers.append(flask_app.extensions["rechecker"].close)
         # a2wsgi and Flask spell the WSGI and ASGI types differently; both are the standard.
         wsgi = cast("ASGIApp", WSGIMiddleware(cast("Any", flask_app)))
@@ -265,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as exc:
         typer.echo(f"rechecker: error: {exc.format_message()} (see --help)", err=True)
         sys.exit(2)
-    except (CliError, InventoryError, StoreError) as exc:
+    except (CliError, InventoryError, StoreError, OptionsError) as exc:
         typer.echo(f"rechecker: error: {exc}", err=True)
         sys.exit(1)
     # Outside standalone mode, typer returns a command's ``typer.Exit`` code instead of exiting.

@@ -134,6 +134,24 @@ class Settings(BaseSettings):
         description="Alert destinations and rules: RECHECKER_ALERTS__* (docs/alerts.md).",
     )
 
+    # --- dashboard -----------------------------------------------------------------------
+    dashboard_user: str = Field("", description="Dashboard basic-auth user; empty: no basic auth.")
+    dashboard_password: SecretStr = Field(
+        SecretStr(""), description="Its password, plain or a Werkzeug hash (scrypt:…/pbkdf2:…)."
+    )
+    dashboard_auth_header: str = Field(
+        "", description="Header a trusted proxy sets to the signed-in user (X-Forwarded-User)."
+    )
+    dashboard_auth_header_values: str = Field(
+        "", description="Users that header may name, comma separated; empty: any."
+    )
+    dashboard_refresh_seconds: float = Field(
+        30.0, ge=0, description="How often open dashboard pages refresh; 0: off."
+    )
+    dashboard_snapshot_seconds: float = Field(
+        10.0, gt=0, description="How old the overview's fleet snapshot may get."
+    )
+
     # --- servers -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     frontend_port: int = 8080

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar, TypeVarTuple
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from rechecker.models import CheckResult, Site
+from rechecker.models import CheckResult, HistoryPoint, Incident, Site
 from rechecker.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,17 @@ class StoreBridge:
 
     def history(self, domain: str, limit: int = 50) -> list[CheckResult]:
         return self._call(self._store.history, domain, limit)
+
+    def history_points(self, domain: str, since: datetime) -> list[HistoryPoint]:
+        return self._call(self._store.history_points, domain, since)
+
+    def list_incidents(
+        self, *, domain: str | None = None, open_only: bool = False, limit: int = 100
+    ) -> list[Incident]:
+        async def call() -> list[Incident]:
+            return await self._store.list_incidents(domain=domain, open_only=open_only, limit=limit)
+
+        return self._call(call)
 
     def list_sites(self) -> list[Site]:
         return self._call(self._store.list_sites)
