@@ -3,104 +3,153 @@
 const endpoints = db.getSiblingDB('endpoints');
 endpoints.sites.insertMany(EJSON.deserialize([
  {
+  "_id": "site000.example.com",
   "domain": "site000.example.com",
   "url": "https://site000.example.com/",
   "inventory_id": "5001",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site001.example.com",
   "domain": "site001.example.com",
   "url": "https://site001.example.com/",
   "inventory_id": "5002",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site002.example.com",
   "domain": "site002.example.com",
   "url": "https://site002.example.com/",
   "inventory_id": "5003",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site003.example.com",
   "domain": "site003.example.com",
   "url": "https://site003.example.com/",
   "inventory_id": "5004",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site004.example.com",
   "domain": "site004.example.com",
   "url": "https://site004.example.com/",
   "inventory_id": "5005",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site005.example.com",
   "domain": "site005.example.com",
   "url": "https://site005.example.com/",
   "inventory_id": "5006",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site006.example.com",
   "domain": "site006.example.com",
   "url": "https://site006.example.com/",
   "inventory_id": "5007",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site007.example.com",
   "domain": "site007.example.com",
   "url": "https://site007.example.com/",
   "inventory_id": "5008",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site008.example.com",
   "domain": "site008.example.com",
   "url": "https://site008.example.com/",
   "inventory_id": "5009",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site009.example.com",
   "domain": "site009.example.com",
   "url": "https://site009.example.com/",
   "inventory_id": "5010",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site010.example.com",
   "domain": "site010.example.com",
   "url": "https://site010.example.com/",
   "inventory_id": "5011",
   "added_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
   }
  },
  {
+  "_id": "site011.example.com",
   "domain": "site011.example.com",
   "url": "https://site011.example.com/",
   "inventory_id": "5012",
   "added_at": {
+   "$date": "2022-08-23T12:36:32.860000Z"
+  },
+  "next_due_at": {
    "$date": "2022-08-23T12:36:32.860000Z"
   }
  }
 ]));
 endpoints.status.insertMany(EJSON.deserialize([
  {
+  "_id": "site000.example.com",
   "domain": "site000.example.com",
   "timestamp": {
    "$date": "2022-08-23T12:36:32.860000Z"
@@ -131,6 +180,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site001.example.com",
   "domain": "site001.example.com",
   "timestamp": {
    "$date": "2022-08-23T12:44:32.860000Z"
@@ -161,6 +211,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site002.example.com",
   "domain": "site002.example.com",
   "timestamp": {
    "$date": "2022-08-23T12:52:32.860000Z"
@@ -191,6 +242,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site003.example.com",
   "domain": "site003.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:00:32.860000Z"
@@ -221,6 +273,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site004.example.com",
   "domain": "site004.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:08:32.860000Z"
@@ -251,6 +304,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site005.example.com",
   "domain": "site005.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:16:32.860000Z"
@@ -281,6 +335,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site006.example.com",
   "domain": "site006.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:24:32.860000Z"
@@ -311,6 +366,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site007.example.com",
   "domain": "site007.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:32:32.860000Z"
@@ -341,6 +397,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site008.example.com",
   "domain": "site008.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:40:32.860000Z"
@@ -371,6 +428,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site009.example.com",
   "domain": "site009.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:48:32.860000Z"
@@ -401,6 +459,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site010.example.com",
   "domain": "site010.example.com",
   "timestamp": {
    "$date": "2022-08-23T13:56:32.860000Z"
@@ -431,6 +490,7 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  },
  {
+  "_id": "site011.example.com",
   "domain": "site011.example.com",
   "timestamp": {
    "$date": "2022-08-23T14:04:32.860000Z"
@@ -461,5 +521,3 @@ endpoints.status.insertMany(EJSON.deserialize([
   }
  }
 ]));
-endpoints.sites.createIndex({domain: 1}, {unique: true, name: 'domain'});
-endpoints.status.createIndex({domain: 1}, {unique: true, name: 'domain'});

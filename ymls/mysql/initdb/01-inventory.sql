@@ -2,6 +2,8 @@
 -- scripts/generate_mock_data.py. Loaded by the MariaDB/MySQL image at first start.
 CREATE DATABASE IF NOT EXISTS `database` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 USE `database`;
+-- utf8mb4 for the IDN rows, whatever the client's default charset
+SET NAMES utf8mb4;
 CREATE TABLE IF NOT EXISTS `sites` (
   `id` INT NOT NULL PRIMARY KEY,
   `base_url` VARCHAR(2048) NULL,
