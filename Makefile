@@ -20,17 +20,24 @@ run: setup
 ## servers: install MariaDB and PostgreSQL (as root) and build FerretDB into ~/.cache, once
 servers:
 	bash scripts/install-test-servers.sh
+	bash scripts/install-deploy-tools.sh
 
 ## test: lint, type-check and run every test against real servers on loopback
 test: setup servers lint typecheck
 	$(UV) run --frozen --no-sync pytest
 
 lint: setup
-	$(UV) run --frozen --no-sync ruff check src tests scripts
-	$(UV) run --frozen --no-sync ruff format --check src tests scripts
+	$(UV) run --frozen --no-sync ruff check src tests scripts bench
+	$(UV) run --frozen --no-sync ruff format --check src tests scripts bench
 
 typecheck: setup
 	$(UV) run --frozen --no-sync mypy
+
+## bench: Rechecker's check cycle vs blackbox_exporter on loopback (bench/README.md),
+## e.g. make bench BENCH_ARGS="--n 1000" or BENCH_ARGS="--sizes 1000,10000,100000"
+.PHONY: bench
+bench: setup
+	$(UV) run --frozen --no-sync python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
