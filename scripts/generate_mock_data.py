@@ -104,6 +104,8 @@ def mysql_sql(rows: list[Row]) -> str:
         "CREATE DATABASE IF NOT EXISTS `database`"
         " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;",
         "USE `database`;",
+        "-- utf8mb4 for the IDN rows, whatever the client's default charset",
+        "SET NAMES utf8mb4;",
         "CREATE TABLE IF NOT EXISTS `sites` (",
         "  `id` INT NOT NULL PRIMARY KEY,",
         "  `base_url` VARCHAR(2048) NULL,",
@@ -130,11 +132,20 @@ def mongo_documents() -> dict[str, list[dict[str, object]]]:
         url = f"https://{domain}/"
         at = base + timedelta(minutes=8 * n)
         healthy = n % 4 != 3
+        # _id is the domain, as the store keys its documents (see store/mongo.py).
         sites.append(
-            {"domain": domain, "url": url, "inventory_id": str(5001 + n), "added_at": base}
+            {
+                "_id": domain,
+                "domain": domain,
+                "url": url,
+                "inventory_id": str(5001 + n),
+                "added_at": base,
+                "next_due_at": base,
+            }
         )
         status.append(
             {
+                "_id": domain,
                 "domain": domain,
                 "timestamp": at,
                 "status_code": 200 if healthy else None,
@@ -183,8 +194,6 @@ def mongo_js(documents: dict[str, list[dict[str, object]]]) -> str:
     for collection, docs in documents.items():
         payload = json.dumps(_extended_json(docs), ensure_ascii=False, indent=1)
         lines.append(f"endpoints.{collection}.insertMany(EJSON.deserialize({payload}));")
-    lines.append("endpoints.sites.createIndex({domain: 1}, {unique: true, name: 'domain'});")
-    lines.append("endpoints.status.createIndex({domain: 1}, {unique: true, name: 'domain'});")
     return "\n".join(lines) + "\n"
 
 

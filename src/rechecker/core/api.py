@@ -6,6 +6,8 @@ function ``rechecker cycle`` uses.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -33,7 +35,7 @@ from rechecker.core.worker import LeaseWorker
 from rechecker.models import CheckResult, DnsResult, HttpResult, Incident, Site, utcnow
 from rechecker.probes import PROBES, ProbeContext, ProbeSettings
 from rechecker.scheduling import Periodic
-from rechecker.store import Store, create_store
+from rechecker.store import Store, StoreError, create_store
 
 
 class DomainStatus(BaseModel):
@@ -53,11 +55,15 @@ StoreDep = Annotated[Store, Depends(get_store)]
 ProbeDep = Annotated[ProbeContext, Depends(get_probe_context)]
 Domain = Annotated[str, Depends(domain_param)]
 
+log = logging.getLogger(__name__)
+
 router = APIRouter()
 
 #: Seconds between deletions of history older than the retention period.
 HISTORY_PURGE_INTERVAL = 3600.0
 INCIDENT_LIMIT = 50
+#: On shutdown, giving leases back may take this long before they are left to expire.
+RELEASE_SECONDS = 10.0
 #: On shutdown, alerts still queued get this long to go out.
 ALERT_DRAIN_SECONDS = 10.0
 
@@ -178,7 +184,10 @@ def create_app(settings: Settings) -> FastAPI:
                 for periodic in app.state.schedulers:
                     await periodic.stop(grace_s=settings.http_timeout + settings.dns_timeout)
                 try:
-                    await worker.release()
+                    # Bounded: with the store unreachable, the leases expire on their own.
+                    await asyncio.wait_for(worker.release(), RELEASE_SECONDS)
+                except (TimeoutError, StoreError) as exc:
+                    log.warning("could not release leases on shutdown: %s", exc or "timeout")
                 finally:
                     await alerter.stop(drain_timeout_s=ALERT_DRAIN_SECONDS)
                     await store.close()

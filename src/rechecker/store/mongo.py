@@ -1,5 +1,9 @@
 """The store on MongoDB through PyMongo's async API, in the original's ``endpoints`` database.
 
+Sites, status and leases are keyed by ``_id`` = domain (incidents by their id), with the
+original's ``domain`` field kept beside it: every server indexes ``_id``, and FerretDB pushes
+down only ``_id`` lookups, so keyed reads and upserts stay fast there too.
+
 Only the portable subset of MongoDB is used — single-document writes, unordered bulk
 writes, plain indexes; no multi-document transactions, time-series collections, TTL indexes
 or ``$lookup`` — so that MongoDB 6-8, FerretDB, Amazon DocumentDB and Azure Cosmos DB for
@@ -103,17 +107,13 @@ class MongoStore(Store):
         )
         try:
             db = self.db
-            await db.sites.create_index([("domain", ASCENDING)], unique=True, name="domain")
             await db.sites.create_index([("next_due_at", ASCENDING)], name="next_due_at")
-            await db.leases.create_index([("domain", ASCENDING)], unique=True, name="domain")
             await db.leases.create_index([("token", ASCENDING)], name="token")
             await db.leases.create_index([("owner", ASCENDING)], name="owner")
-            await db.status.create_index([("domain", ASCENDING)], unique=True, name="domain")
             await db.history.create_index(
                 [("domain", ASCENDING), ("timestamp", DESCENDING)], name="domain_timestamp"
             )
             await db.history.create_index([("timestamp", ASCENDING)], name="timestamp")
-            await db.incidents.create_index([("id", ASCENDING)], unique=True, name="id")
             await db.incidents.create_index(
                 [("domain", ASCENDING), ("started_at", DESCENDING)], name="domain_started"
             )
@@ -143,7 +143,7 @@ class MongoStore(Store):
 
     async def get_site(self, domain: str) -> Site | None:
         try:
-            document = await self.db.sites.find_one({"domain": domain}, {"_id": 0})
+            document = await self.db.sites.find_one({"_id": domain}, {"_id": 0})
         except PyMongoError as exc:
             raise self._error("store unavailable", exc) from exc
         return None if document is None else _site(document)
@@ -151,7 +151,7 @@ class MongoStore(Store):
     async def _existing(self, domains: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(domains):
-            cursor = self.db.sites.find({"domain": {"$in": list(chunk)}}, {"_id": 0})
+            cursor = self.db.sites.find({"_id": {"$in": list(chunk)}}, {"_id": 0})
             found.update({doc["domain"]: doc async for doc in cursor})
         return found
 
@@ -162,7 +162,7 @@ class MongoStore(Store):
             new = [site for site in unique if site.domain not in existing]
             changed = [
                 UpdateOne(
-                    {"domain": site.domain},
+                    {"_id": site.domain},
                     {"$set": {"url": site.url, "inventory_id": site.inventory_id}},
                 )
                 for site in unique
@@ -183,7 +183,10 @@ class MongoStore(Store):
         for chunk in _chunks(new):
             try:
                 await self.db.sites.insert_many(
-                    [{**site.model_dump(), "next_due_at": site.added_at} for site in chunk],
+                    [
+                        {"_id": site.domain, **site.model_dump(), "next_due_at": site.added_at}
+                        for site in chunk
+                    ],
                     ordered=False,
                 )
                 inserted.extend(site.domain for site in chunk)
@@ -199,8 +202,8 @@ class MongoStore(Store):
         try:
             present = sorted(await self._existing(list(dict.fromkeys(domains))))
             for chunk in _chunks(present):
-                await self.db.status.delete_many({"domain": {"$in": list(chunk)}})
-                await self.db.sites.delete_many({"domain": {"$in": list(chunk)}})
+                await self.db.status.delete_many({"_id": {"$in": list(chunk)}})
+                await self.db.sites.delete_many({"_id": {"$in": list(chunk)}})
         except PyMongoError as exc:
             raise self._error("store write failed", exc) from exc
         return present
@@ -230,15 +233,19 @@ class MongoStore(Store):
                 )
             won = await self._insert_leases(
                 [
-                    {"domain": domain, "owner": owner, "token": token, "expires_at": expires}
+                    {
+                        "_id": domain,
+                        "domain": domain,
+                        "owner": owner,
+                        "token": token,
+                        "expires_at": expires,
+                    }
                     for domain in candidates
                 ]
             )
             if not won:
                 return Lease(token=token, sites=[])
-            cursor = self.db.sites.find({"domain": {"$in": won}}, {"_id": 0}).sort(
-                "domain", ASCENDING
-            )
+            cursor = self.db.sites.find({"_id": {"$in": won}}, {"_id": 0}).sort("domain", ASCENDING)
             return Lease(token=token, sites=[_site(doc) async for doc in cursor])
         except PyMongoError as exc:
             raise self._error("store write failed", exc) from exc
@@ -274,15 +281,15 @@ class MongoStore(Store):
     ) -> int:
         try:
             cursor = self.db.leases.find(
-                {"token": token, "domain": {"$in": list(set(domains))}}, {"_id": 0, "domain": 1}
+                {"token": token, "_id": {"$in": list(set(domains))}}, {"_id": 0, "domain": 1}
             )
             held = [doc["domain"] async for doc in cursor]
             if not held:
                 return 0
             await self.db.sites.update_many(
-                {"domain": {"$in": held}}, {"$set": {"next_due_at": next_due_at}}
+                {"_id": {"$in": held}}, {"$set": {"next_due_at": next_due_at}}
             )
-            await self.db.leases.delete_many({"token": token, "domain": {"$in": held}})
+            await self.db.leases.delete_many({"token": token, "_id": {"$in": held}})
         except PyMongoError as exc:
             raise self._error("store write failed", exc) from exc
         return len(held)
@@ -322,12 +329,27 @@ class MongoStore(Store):
             monitored = await self._existing([doc["domain"] for doc in documents])
             latest = {doc["domain"]: doc for doc in documents if doc["domain"] in monitored}
             if latest:
-                await self.db.status.bulk_write(
-                    [ReplaceOne({"domain": d}, doc, upsert=True) for d, doc in latest.items()],
-                    ordered=False,
-                )
+                await self._write_status([{"_id": d, **doc} for d, doc in sorted(latest.items())])
         except PyMongoError as exc:
             raise self._error("store write failed", exc) from exc
+
+    async def _write_status(self, documents: list[dict[str, Any]]) -> None:
+        """Insert new status documents, replace existing ones.
+
+        Insert first, then replace only where the key existed: on FerretDB an upsert of an
+        existing document costs a hundred times a plain replace.
+        """
+        try:
+            await self.db.status.insert_many([dict(doc) for doc in documents], ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            existing = [documents[error["index"]] for error in errors]
+        await self.db.status.bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc) for doc in existing], ordered=False
+        )
 
     async def list_status(self) -> list[CheckResult]:
         try:
@@ -338,7 +360,7 @@ class MongoStore(Store):
 
     async def get_status(self, domain: str) -> CheckResult | None:
         try:
-            document = await self.db.status.find_one({"domain": domain}, {"_id": 0})
+            document = await self.db.status.find_one({"_id": domain}, {"_id": 0})
         except PyMongoError as exc:
             raise self._error("store unavailable", exc) from exc
         return None if document is None else _result(document)
@@ -347,7 +369,7 @@ class MongoStore(Store):
         found: dict[str, CheckResult] = {}
         try:
             for chunk in _chunks(list(dict.fromkeys(domains))):
-                cursor = self.db.status.find({"domain": {"$in": list(chunk)}}, {"_id": 0})
+                cursor = self.db.status.find({"_id": {"$in": list(chunk)}}, {"_id": 0})
                 found.update({doc["domain"]: _result(doc) async for doc in cursor})
         except PyMongoError as exc:
             raise self._error("store unavailable", exc) from exc
@@ -375,8 +397,8 @@ class MongoStore(Store):
             return
         writes = [
             ReplaceOne(
-                {"id": incident.id},
-                incident.model_dump(include=set(_INCIDENT_FIELDS)),
+                {"_id": incident.id},
+                {"_id": incident.id, **incident.model_dump(include=set(_INCIDENT_FIELDS))},
                 upsert=True,
             )
             for incident in incidents
@@ -390,7 +412,7 @@ class MongoStore(Store):
         found: list[Incident] = []
         try:
             for chunk in _chunks(list(dict.fromkeys(ids))):
-                cursor = self.db.incidents.find({"id": {"$in": list(chunk)}}, {"_id": 0})
+                cursor = self.db.incidents.find({"_id": {"$in": list(chunk)}}, {"_id": 0})
                 found.extend([Incident.model_validate(doc) async for doc in cursor])
         except PyMongoError as exc:
             raise self._error("store unavailable", exc) from exc
