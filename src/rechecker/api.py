@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
+from starlette.types import Lifespan
 
 from rechecker import __version__
 from rechecker.config import Settings
@@ -35,6 +36,18 @@ def domain_param(domain: str) -> str:
             status_code=422,
             detail=[{"loc": ["path", "domain"], "msg": exc.reason, "type": "value_error"}],
         ) from exc
+
+
+def build_app(
+    title: str, description: str, lifespan: Lifespan[FastAPI], router: APIRouter
+) -> FastAPI:
+    """A component's app: its own routes plus the shared health, readiness and metrics."""
+    app = FastAPI(title=title, version=__version__, description=description, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    return app
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,13 +13,10 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Req
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
-from rechecker import __version__
 from rechecker.api import (
+    build_app,
     get_settings,
     get_store,
-    health_router,
-    install_error_handlers,
-    metrics_router,
 )
 from rechecker.backend import sync as steps
 from rechecker.backend.tracker import SyncOutcome, SyncTracker
@@ -275,14 +272,9 @@ def create_app(settings: Settings) -> FastAPI:
             await inventory.close()
             await store.close()
 
-    app = FastAPI(
-        title="Rechecker backend",
-        version=__version__,
-        description="Keeps the monitored sites equal to the inventory's active rows.",
-        lifespan=lifespan,
+    return build_app(
+        "Rechecker backend",
+        "Keeps the monitored sites equal to the inventory's active rows.",
+        lifespan,
+        router,
     )
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
-    return app

@@ -17,14 +17,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from rechecker import __version__
 from rechecker.alerts import Alerter
 from rechecker.api import (
+    build_app,
     domain_param,
     get_store,
-    health_router,
-    install_error_handlers,
-    metrics_router,
 )
 from rechecker.config import Settings
 from rechecker.core.checker import check_site
@@ -192,14 +189,9 @@ def create_app(settings: Settings) -> FastAPI:
                     await alerter.stop(drain_timeout_s=ALERT_DRAIN_SECONDS)
                     await store.close()
 
-    app = FastAPI(
-        title="Rechecker core",
-        version=__version__,
-        description="Checks every monitored domain's DNS and HTTP health on a schedule.",
-        lifespan=lifespan,
+    return build_app(
+        "Rechecker core",
+        "Checks every monitored domain's DNS and HTTP health on a schedule.",
+        lifespan,
+        router,
     )
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
-    return app
