@@ -3,13 +3,14 @@ resolvers that disagree."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from rechecker.config import Settings
 from rechecker.models import DnsOutcome, Site
-from rechecker.probes import PROBES
+from rechecker.probes import PROBES, dns_transport
 from rechecker.results import DnsRecord, DnsResult
 from tests.support.targets import Targets, probe_context
 
@@ -175,3 +176,35 @@ async def test_without_comparison_resolvers_are_fallbacks(
     assert result.addresses == ["127.0.0.1"]
     assert result.warnings == []
     assert result.resolvers == []
+
+
+async def test_many_checks_share_a_socket_and_each_gets_its_own_answer(
+    settings: Settings, targets: Targets
+) -> None:
+    """A hundred queries in flight on one socket: every reply goes to its own question, and
+    a late reply (late.test, answered after the timeout) is never taken for another. (Not
+    many more: the test server's socket buffer, not the probe, starts dropping them.)"""
+    names = ["ok.test", "nothing.test", "nx-name.test", "late.test"] * 12
+    async with probe_context(settings) as ctx:
+        results = await asyncio.gather(
+            *(PROBES["dns"](Site(domain=n, url=f"https://{n}/"), ctx) for n in names)
+        )
+    got = {(name, r.outcome, tuple(r.addresses)) for name, r in zip(names, results, strict=True)}
+    assert got == {
+        ("ok.test", DnsOutcome.OK, ("127.0.0.1",)),
+        ("nothing.test", DnsOutcome.OK, ("127.0.0.9",)),
+        ("nx-name.test", DnsOutcome.NXDOMAIN, ()),
+        ("late.test", DnsOutcome.TIMEOUT, ()),
+    }
+
+
+async def test_the_source_port_changes_as_sockets_are_retired(
+    settings: Settings, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dns_transport, "QUERIES_PER_SOCKET", 4)
+    targets.dns.sources.clear()
+    async with probe_context(settings) as ctx:
+        for _ in range(6):  # two queries (A, AAAA) per check
+            result = await PROBES["dns"](Site(domain="ok.test", url="https://ok.test/"), ctx)
+            assert result.addresses == ["127.0.0.1"]
+    assert len({port for _, port in targets.dns.sources}) == 3

@@ -61,6 +61,8 @@ class DnsServer:
         self.zone = {name.rstrip(".").lower(): answer for name, answer in zone.items()}
         self.port = 0
         self.queries = 0
+        #: Client addresses of UDP queries: (host, port).
+        self.sources: set[tuple[str, int]] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
@@ -121,6 +123,7 @@ class DnsServer:
                 self.transport = cast(asyncio.DatagramTransport, transport)
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                server.sources.add(addr)
                 answer, reply = server.lookup(data)
                 if reply is None:
                     return

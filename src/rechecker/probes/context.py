@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from rechecker.config import Settings
 from rechecker.probes import http, tls
+from rechecker.probes.dns_transport import DnsTransport
 from rechecker.probes.options import ProbeOptions, defaults_from_settings, load_checks_file
 
 #: Addresses the DNS probe already found for a host, for the HTTP probe of the same check.
@@ -112,6 +113,7 @@ class ProbeContext:
         self.insecure_ssl_context.check_hostname = False
         self.insecure_ssl_context.verify_mode = ssl.CERT_NONE
         self._session: aiohttp.ClientSession | None = None
+        self.dns_transport = DnsTransport()
 
     def options_for(self, domain: str) -> ProbeOptions:
         """The site's options from the checks file, else the global ones."""
@@ -162,6 +164,7 @@ class ProbeContext:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self.dns_transport.close()
 
 
 class _PinnedResolver(AbstractResolver):

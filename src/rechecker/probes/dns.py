@@ -1,8 +1,8 @@
 """The DNS probe: resolve a name through the configured nameservers and classify the outcome.
 
-Queries go straight to the nameservers (``dns.asyncquery``) rather than through a stub
-resolver so that the probe sees the real response code (NXDOMAIN vs SERVFAIL vs REFUSED),
-the TTLs, and which server answered.
+Queries go straight to the nameservers (:mod:`rechecker.probes.dns_transport`) rather than
+through a stub resolver so that the probe sees the real response code (NXDOMAIN vs SERVFAIL
+vs REFUSED), the TTLs, and which server answered.
 
 A and AAAA are always asked (the HTTP probe connects to them); other record types only when
 configured. With several resolvers chosen on purpose, every one is asked at once and a
@@ -13,24 +13,30 @@ half-done migrations show up while the domain still works.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import dns.asyncquery
-import dns.exception
-import dns.message
-import dns.name
 import dns.rcode
 import dns.rdatatype
 
 from rechecker.models import DnsOutcome, DnsResult, Site
 from rechecker.probes.context import Nameserver, ProbeContext
+from rechecker.probes.dns_transport import (
+    AAAA,
+    CNAME,
+    A,
+    Answer,
+    DnsTransport,
+    DnsTransportError,
+    encode_name,
+)
 from rechecker.probes.options import ADDRESS_TYPES, IPAddress, ProbeOptions
 from rechecker.results import DnsRecord, ResolverAnswer
 
-_RCODE_OUTCOME = {
+_RCODE_OUTCOME: dict[int, DnsOutcome] = {
     dns.rcode.NXDOMAIN: DnsOutcome.NXDOMAIN,
     dns.rcode.SERVFAIL: DnsOutcome.SERVFAIL,
     dns.rcode.REFUSED: DnsOutcome.REFUSED,
@@ -73,54 +79,65 @@ async def resolve_addresses(domain: str, ctx: ProbeContext) -> DnsResult:
 
 
 async def _ask_groups(
-    domain: str, record_types: Sequence[str], groups: list[list[Nameserver]], ctx: ProbeContext
+    domain: str, record_types: tuple[str, ...], groups: list[list[Nameserver]], ctx: ProbeContext
 ) -> list[DnsResult]:
     """One answer per group of nameservers (a group's servers are fallbacks of each other)."""
     if not ctx.settings.nameservers:
         return [DnsResult(outcome=DnsOutcome.ERROR, message="no DNS resolver configured")]
     try:
-        name = dns.name.from_text(domain)
-    except dns.exception.DNSException as exc:
-        return [DnsResult(outcome=DnsOutcome.ERROR, message=f"invalid name: {exc}")]
-    rdtypes = [dns.rdatatype.from_text(t) for t in record_types]
+        qname = encode_name(domain)
+    except DnsTransportError as exc:
+        return [DnsResult(outcome=DnsOutcome.ERROR, message=str(exc))]
+    rdtypes = _rdtypes(record_types)
+    budget_s = ctx.settings.dns_timeout
+    if len(groups) == 1:
+        return [await _ask(qname, rdtypes, groups[0], budget_s, ctx.dns_transport)]
     return list(
         await asyncio.gather(
-            *(_ask(name, rdtypes, group, ctx.settings.dns_timeout) for group in groups)
+            *(_ask(qname, rdtypes, group, budget_s, ctx.dns_transport) for group in groups)
         )
     )
 
 
+@functools.cache
+def _rdtypes(record_types: tuple[str, ...]) -> tuple[dns.rdatatype.RdataType, ...]:
+    return tuple(dns.rdatatype.from_text(t) for t in record_types)
+
+
 @dataclass(slots=True)
 class _Reply:
-    """One query's fate: an outcome and, when a server answered, its message."""
+    """One query's fate: an outcome and, when a server answered, its answer section."""
 
     outcome: DnsOutcome
     resolver: str
     message: str = ""
-    response: dns.message.Message | None = None
+    records: dict[int, list[DnsRecord]] | None = None
+    #: The server answered (any rcode): the next server is not asked.
+    final: bool = True
 
 
 async def _ask(
-    name: dns.name.Name,
-    rdtypes: list[dns.rdatatype.RdataType],
+    qname: bytes,
+    rdtypes: tuple[dns.rdatatype.RdataType, ...],
     servers: list[Nameserver],
     budget_s: float,
+    transport: DnsTransport,
 ) -> DnsResult:
     """Every record type of ``name`` from one group of servers, as one result."""
-    replies = await asyncio.gather(*(_lookup(name, t, servers, budget_s) for t in rdtypes))
+    replies = await _lookup(qname, rdtypes, servers, budget_s, transport)
     records: dict[str, list[DnsRecord]] = {}
     warnings = []
     for rdtype, reply in zip(rdtypes, replies, strict=True):
         text = dns.rdatatype.to_text(rdtype)
-        if reply.response is not None:
-            records[text] = _records(reply.response, rdtype)
-            if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                _add_cname_chain(records, reply.response)
+        if reply.records is not None:
+            records[text] = reply.records.get(rdtype, [])
+            if rdtype in (A, AAAA):
+                _add_cname_chain(records, reply.records.get(CNAME, []))
         elif text not in ADDRESS_TYPES:
             warnings.append(f"{text} lookup failed: {reply.message or reply.outcome}")
     address_replies = replies[:2]  # record types always begin with A and AAAA
     addresses = [r.value for t in ADDRESS_TYPES for r in records.get(t, [])]
-    resolver = next((r.resolver for r in address_replies if r.response is not None), None)
+    resolver = next((r.resolver for r in address_replies if r.records is not None), None)
     if addresses:
         return DnsResult(
             outcome=DnsOutcome.OK,
@@ -137,69 +154,69 @@ async def _ask(
 
 
 async def _lookup(
-    name: dns.name.Name,
-    rdtype: dns.rdatatype.RdataType,
+    qname: bytes,
+    rdtypes: tuple[dns.rdatatype.RdataType, ...],
     nameservers: list[Nameserver],
     budget_s: float,
-) -> _Reply:
-    """Ask each nameserver in turn until one gives an answer (of any rcode)."""
+    transport: DnsTransport,
+) -> list[_Reply]:
+    """Per record type, ask each nameserver in turn until one gives an answer (of any
+    rcode); the types still unanswered go to the next server together."""
     per_server = budget_s / len(nameservers)
-    last = _Reply(DnsOutcome.ERROR, "", "no nameserver tried")
+    replies = [_Reply(DnsOutcome.ERROR, "", "no nameserver tried", final=False) for _ in rdtypes]
+    todo = list(range(len(rdtypes)))
     for server in nameservers:
-        query = dns.message.make_query(name, rdtype)
-        try:
-            # The outer bound also covers the TCP retry after a truncated UDP answer.
-            async with asyncio.timeout(per_server):
-                response, _ = await dns.asyncquery.udp_with_fallback(
-                    query, server.host, timeout=per_server, port=server.port
-                )
-        except (dns.exception.Timeout, TimeoutError):
-            last = _Reply(
-                DnsOutcome.TIMEOUT, str(server), f"no answer from {server} within {per_server:.1f}s"
+        answers = await transport.ask(
+            server.host, server.port, qname, [rdtypes[i] for i in todo], per_server
+        )
+        for i, answer in zip(todo, answers, strict=True):
+            replies[i] = (
+                _classify(answer, rdtypes[i], server)
+                if isinstance(answer, Answer)
+                else _failure(answer, server, per_server)
             )
-            continue
-        except (dns.exception.DNSException, OSError, EOFError, ValueError) as exc:
-            last = _Reply(
-                DnsOutcome.ERROR,
-                str(server),
-                f"bad response from {server}: {type(exc).__name__}: {exc}"[:300],
-            )
-            continue
-        return _classify(response, rdtype, server)
-    return last
+        todo = [i for i in todo if not replies[i].final]
+        if not todo:
+            break
+    return replies
 
 
-def _classify(
-    response: dns.message.Message, rdtype: dns.rdatatype.RdataType, server: Nameserver
-) -> _Reply:
-    rcode = response.rcode()
+def _failure(exc: Exception, server: Nameserver, per_server: float) -> _Reply:
+    if isinstance(exc, TimeoutError):
+        return _Reply(
+            DnsOutcome.TIMEOUT,
+            str(server),
+            f"no answer from {server} within {per_server:.1f}s",
+            final=False,
+        )
+    return _Reply(
+        DnsOutcome.ERROR,
+        str(server),
+        f"bad response from {server}: {type(exc).__name__}: {exc}"[:300],
+        final=False,
+    )
+
+
+def _classify(answer: Answer, rdtype: dns.rdatatype.RdataType, server: Nameserver) -> _Reply:
+    rcode = answer.rcode
     if rcode in _RCODE_OUTCOME:
         outcome = _RCODE_OUTCOME[rcode]
         return _Reply(outcome, str(server), f"{outcome} from {server}")
     if rcode != dns.rcode.NOERROR:
-        return _Reply(DnsOutcome.ERROR, str(server), f"{dns.rcode.to_text(rcode)} from {server}")
-    if not any(rrset.rdtype == rdtype for rrset in response.answer):
+        text = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+        return _Reply(DnsOutcome.ERROR, str(server), f"{text} from {server}")
+    if not answer.records.get(rdtype):
         return _Reply(
             DnsOutcome.NOANSWER,
             str(server),
             f"no {dns.rdatatype.to_text(rdtype)} record",
-            response,
+            answer.records,
         )
-    return _Reply(DnsOutcome.OK, str(server), response=response)
+    return _Reply(DnsOutcome.OK, str(server), records=answer.records)
 
 
-def _records(response: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> list[DnsRecord]:
-    return [
-        DnsRecord(value=rdata.to_text(), ttl=rrset.ttl)
-        for rrset in response.answer
-        if rrset.rdtype == rdtype
-        for rdata in rrset
-    ]
-
-
-def _add_cname_chain(records: dict[str, list[DnsRecord]], response: dns.message.Message) -> None:
+def _add_cname_chain(records: dict[str, list[DnsRecord]], chain: list[DnsRecord]) -> None:
     """The aliases an address answer went through, each once: free with the A/AAAA query."""
-    chain = _records(response, dns.rdatatype.CNAME)
     if chain:
         known = records.setdefault("CNAME", [])
         known.extend(r for r in chain if r not in known)
