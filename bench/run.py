@@ -256,8 +256,8 @@ def run_rechecker(
             concurrency=per_worker,
             batch_size=args.batch_size,
             data_dir=str(workdir / "rechecker"),
-            shard_index=index,
-            shard_count=args.workers,
+            claim_size=args.claim_size,
+            owner=f"bench-{index}",
             loop=args.loop,
             profile_path=str(cprofile_path) if cprofile_path and index == 0 else None,
         )
@@ -657,8 +657,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=200,
         help="checks in flight in total, and blackbox requests in flight",
     )
-    parser.add_argument("--workers", type=int, default=1, help="Rechecker worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Rechecker worker processes sharing the sites through leases (default: one per CPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="results per store write")
+    parser.add_argument(
+        "--claim-size", type=int, default=1000, help="sites a worker claims with one lease"
+    )
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--sizes", help="comma-separated N: Rechecker alone at each N")
     parser.add_argument("--raw-seconds", type=int, default=5, help="wrk / dnsperf duration")
@@ -689,8 +697,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "another commit) instead of the installed one",
     )
     args = parser.parse_args(argv)
-    if args.n < 1 or args.concurrency < 1 or args.workers < 1 or args.batch_size < 1:
-        parser.error("--n, --concurrency, --workers and --batch-size must be positive")
+    if min(args.n, args.concurrency, args.workers, args.batch_size, args.claim_size) < 1:
+        parser.error("--n, --concurrency, --workers, --batch-size, --claim-size must be positive")
     if args.concurrency > 10_000:
         parser.error("--concurrency is at most 10000 (Rechecker's limit)")
     return args

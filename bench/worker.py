@@ -2,8 +2,11 @@
 
 The harness starts ``python -m bench.worker JOB_JSON``. The worker sets up (imports, store,
 probe context), writes one JSON line ``{"ready": ...}`` to stdout, waits for a line on stdin
-(so that several workers start their cycles together), runs ONE cycle through
-:func:`rechecker.core.checker.run_cycle`, writes one JSON line ``{"done": ...}`` and exits.
+(so that several workers start their cycles together), runs ONE cycle the way ``rechecker
+core`` does (:meth:`rechecker.core.worker.LeaseWorker.run_due`: claim a batch of due sites
+with a lease, check, record state and results, complete the lease, until nothing is due),
+writes one JSON line ``{"done": ...}`` and exits. Several workers share the sites through
+their leases in the store, as several core processes do.
 
 Timing uses ``time.monotonic()``, which is CLOCK_MONOTONIC on Linux and so comparable
 between the workers and the harness.
@@ -24,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from rechecker.config import Settings
-from rechecker.core.checker import run_cycle
+from rechecker.core.service import CheckService
+from rechecker.core.worker import LeaseWorker
 from rechecker.probes import ProbeContext, ProbeSettings
 from rechecker.store import create_store
 
@@ -36,8 +40,8 @@ class Job:
     concurrency: int
     batch_size: int
     data_dir: str
-    shard_index: int = 0
-    shard_count: int = 1
+    claim_size: int
+    owner: str = "bench-0"
     loop: str = "uvloop"
     profile_path: str | None = None
 
@@ -70,6 +74,7 @@ async def _main(job: Job) -> dict[str, Any]:
         dns_resolvers=[job.resolver],
         check_concurrency=job.concurrency,
         result_batch_size=job.batch_size,
+        claim_size=job.claim_size,
     )
     store = create_store(settings.resolved_store_url)
     await store.open()
@@ -84,18 +89,7 @@ async def _main(job: Job) -> dict[str, Any]:
             started = time.monotonic()
             if profiler is not None:
                 profiler.enable()
-            # One worker: run_cycle reads the sites itself (the whole pipeline). Several:
-            # each takes its share of the same list, read inside the timed region too.
-            sites = None
-            if job.shard_count > 1:
-                sites = (await store.list_sites())[job.shard_index :: job.shard_count]
-            report = await run_cycle(
-                store,
-                ctx,
-                concurrency=job.concurrency,
-                batch_size=job.batch_size,
-                sites=sites,
-            )
+            report = await LeaseWorker(CheckService(settings, store, ctx), job.owner).run_due()
             ended = time.monotonic()
             if profiler is not None:
                 profiler.disable()

@@ -11,6 +11,7 @@ import pytest
 from rechecker.config import Settings
 from rechecker.models import DnsOutcome, Site
 from rechecker.probes import PROBES, dns_transport
+from rechecker.probes.dns import probe as dns_probe
 from rechecker.results import DnsRecord, DnsResult
 from tests.support.targets import Targets, probe_context
 
@@ -187,7 +188,7 @@ async def test_many_checks_share_a_socket_and_each_gets_its_own_answer(
     names = ["ok.test", "nothing.test", "nx-name.test", "late.test"] * 12
     async with probe_context(settings) as ctx:
         results = await asyncio.gather(
-            *(PROBES["dns"](Site(domain=n, url=f"https://{n}/"), ctx) for n in names)
+            *(dns_probe(Site(domain=n, url=f"https://{n}/"), ctx) for n in names)
         )
     got = {(name, r.outcome, tuple(r.addresses)) for name, r in zip(names, results, strict=True)}
     assert got == {
@@ -205,6 +206,6 @@ async def test_the_source_port_changes_as_sockets_are_retired(
     targets.dns.sources.clear()
     async with probe_context(settings) as ctx:
         for _ in range(6):  # two queries (A, AAAA) per check
-            result = await PROBES["dns"](Site(domain="ok.test", url="https://ok.test/"), ctx)
+            result = await dns_probe(Site(domain="ok.test", url="https://ok.test/"), ctx)
             assert result.addresses == ["127.0.0.1"]
     assert len({port for _, port in targets.dns.sources}) == 3
