@@ -170,10 +170,9 @@ def _row_from_result(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def _status_row(result: CheckResult) -> dict[str, Any]:
-    row = _row_from_result(result)
-    row.update({field: getattr(result, field) for field in _STATE_FIELDS})
-    return row
+def _status_row(result: CheckResult, history_row: dict[str, Any]) -> dict[str, Any]:
+    """The status row of ``result``: its history row (built once) and the state fields."""
+    return history_row | {field: getattr(result, field) for field in _STATE_FIELDS}
 
 
 def _result_from_row(row: Any) -> CheckResult:
@@ -427,7 +426,11 @@ class SqlStore(Store):
         async with self._begin() as conn:
             await conn.execute(history.insert(), rows)
             monitored = await self._existing(conn, [row["domain"] for row in rows])
-            latest = {r.domain: _status_row(r) for r in results if r.domain in monitored}
+            latest = {
+                r.domain: _status_row(r, row)
+                for r, row in zip(results, rows, strict=True)
+                if r.domain in monitored
+            }
             if latest:
                 rows = [latest[domain] for domain in sorted(latest)]  # one lock order, no deadlock
                 await conn.execute(self._upsert_status(conn), rows)
