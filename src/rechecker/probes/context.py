@@ -139,7 +139,7 @@ class ProbeContext:
         return self._session
 
     async def __aenter__(self) -> Self:
-        connector = aiohttp.TCPConnector(
+        connector = http.TimedConnector(
             resolver=_PinnedResolver(self),
             use_dns_cache=False,
             force_close=True,
@@ -151,7 +151,6 @@ class ProbeContext:
             headers={"User-Agent": self.settings.user_agent},
             auto_decompress=False,
             trust_env=False,
-            trace_configs=[http.trace_config()],
         )
         return self
 
@@ -177,7 +176,9 @@ class _PinnedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        http.enter_phase(http.Phase.DNS)
         addresses = await self._ctx.resolve(host)
+        http.enter_phase(http.Phase.CONNECT)
         return [
             ResolveResult(
                 hostname=host,
