@@ -39,5 +39,10 @@ typecheck: setup
 bench: setup
 	$(UV) run --frozen --no-sync python -m bench.run $(BENCH_ARGS)
 
+## bench-levers: the cycle once per lever (commits before/after, loop, batching, workers)
+.PHONY: bench-levers
+bench-levers: setup
+	$(UV) run --frozen --no-sync python -m bench.levers $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
