@@ -67,7 +67,9 @@ async def probe(site: Site, ctx: ProbeContext) -> DnsResult:
         result = _compare(result, answers, servers)
     if result.ok:
         result = _check_expectations(result, options)
-    return result.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+    # Every result above is this check's own: set the field rather than copy the model.
+    result.latency_ms = (time.perf_counter() - started) * 1000
+    return result
 
 
 async def resolve_addresses(domain: str, ctx: ProbeContext) -> DnsResult:
@@ -75,7 +77,8 @@ async def resolve_addresses(domain: str, ctx: ProbeContext) -> DnsResult:
     diagnosis); never raises for a network outcome."""
     started = time.perf_counter()
     (answer,) = await _ask_groups(domain, ADDRESS_TYPES, [ctx.settings.nameservers], ctx)
-    return answer.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+    answer.latency_ms = (time.perf_counter() - started) * 1000
+    return answer
 
 
 async def _ask_groups(

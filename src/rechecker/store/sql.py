@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import pydantic_core
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
@@ -194,6 +195,12 @@ def _result_from_row(row: Any) -> CheckResult:
     )
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns (each check's DNS and HTTP detail) written by pydantic-core's encoder:
+    the standard library's took ~4% of a check cycle."""
+    return pydantic_core.to_json(value).decode()
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -266,7 +273,7 @@ class SqlStore(Store):
     async def open(self) -> None:
         if self._engine is not None:
             return
-        engine = create_async_engine(self._url, pool_pre_ping=True)
+        engine = create_async_engine(self._url, pool_pre_ping=True, json_serializer=_json_text)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._engine = engine
