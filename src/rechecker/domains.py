@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +22,15 @@ MAX_LABEL_LENGTH = 63
 MAX_URL_LENGTH = 2048
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ALLOWED_SCHEMES = ("http", "https")
+#: Unicode categories refused anywhere in a name or URL: controls, invisible formatting
+#: characters, lone surrogates and line/paragraph separators. They cannot be typed on purpose,
+#: they hide what a row really says, and some (NUL) break databases downstream.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: The zero-width joiners are formatting characters that some scripts need inside IDN labels;
+#: IDNA's own contextual rules decide whether they are allowed where they stand.
+_JOINERS = frozenset({"\u200c", "\u200d"})
+#: What a text decoder puts where the bytes were not valid UTF-8.
+_REPLACEMENT = "\ufffd"
 
 
 class InvalidDomainError(ValueError):
@@ -57,14 +68,33 @@ def normalize_target(value: str, domain: str | None = None) -> Target:
     return Target(domain=name, url=url)
 
 
+def shown(value: object, limit: int = 300) -> str:
+    """``value`` as it is safe to echo in a response, log line or page.
+
+    Rejected input is reported back to people, so it must not carry what makes JSON encoders,
+    terminals or databases fail: control characters and lone surrogates become ``\\x..`` /
+    ``\\u....`` escapes, and the text is cut to ``limit`` characters.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    cut = text[:limit]
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in cut)
+    return safe + ("…" if len(text) > limit else "")
+
+
 def _split(value: str) -> tuple[str, str]:
-    raw = value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        raise InvalidDomainError(shown(value), "not text")
+    raw = value.strip()
     if not raw:
-        raise InvalidDomainError(str(value), "empty name")
+        raise InvalidDomainError(value, "empty name")
     if len(raw) > MAX_URL_LENGTH:
-        raise InvalidDomainError(raw[:80] + "…", f"longer than {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in raw):
-        raise InvalidDomainError(raw, "contains whitespace or control characters")
+        raise InvalidDomainError(shown(raw, 80), f"longer than {MAX_URL_LENGTH} characters")
+    if any(_refused(ch) for ch in raw):
+        raise InvalidDomainError(shown(raw), "contains whitespace, control or invisible characters")
+    if _REPLACEMENT in raw:
+        raise InvalidDomainError(raw, "contains U+FFFD, the mark of text that was not valid UTF-8")
+    if _is_ip_address(raw.strip("[]")):
+        raise InvalidDomainError(raw, "an IP address, not a domain name")
     has_scheme = "://" in raw
     if (
         not has_scheme
@@ -82,10 +112,39 @@ def _split(value: str) -> tuple[str, str]:
         raise InvalidDomainError(raw, f"unsupported URL scheme {scheme!r}; use http or https")
     if parts.username is not None or parts.password is not None:
         raise InvalidDomainError(raw, "URLs with credentials are not accepted")
+    if port == 0:
+        raise InvalidDomainError(raw, "port 0 cannot be connected to; use 1-65535")
     host = _normalize_host(raw, parts.hostname or "")
     netloc = host if port is None else f"{host}:{port}"
     url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    if len(url) > MAX_URL_LENGTH:
+        # Punycode makes an IDN host longer: the stored URL must still fit its column.
+        raise InvalidDomainError(
+            shown(raw, 80), f"longer than {MAX_URL_LENGTH} characters once normalised"
+        )
     return host, url
+
+
+def _refused(ch: str) -> bool:
+    return ch.isspace() or (ch not in _JOINERS and unicodedata.category(ch) in _REFUSED_CATEGORIES)
+
+
+def _is_ip_address(host: str) -> bool:
+    """True for IP literals, including the legacy IPv4 forms (``127.1``, ``0x7f.1``,
+    ``2130706433``) that resolvers and HTTP clients still accept as addresses."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    if not host.isascii():
+        return False
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def _looks_like_host_port(raw: str) -> bool:
@@ -95,15 +154,6 @@ def _looks_like_host_port(raw: str) -> bool:
 
 
 def _normalize_host(raw: str, host: str) -> str:
-    host = host.rstrip(".")
-    if not host:
-        raise InvalidDomainError(raw, "no host name")
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    else:
-        raise InvalidDomainError(raw, "an IP address, not a domain name")
     if host.isascii():
         ascii_host = host.lower()
     else:
@@ -111,6 +161,12 @@ def _normalize_host(raw: str, host: str) -> str:
             ascii_host = idna.encode(host, uts46=True).decode("ascii").lower()
         except (idna.IDNAError, UnicodeError) as exc:
             raise InvalidDomainError(raw, f"not a valid internationalised name: {exc}") from exc
+    # One trailing dot is the DNS root (``example.com.``); more are an empty label.
+    ascii_host = ascii_host.removesuffix(".")
+    if not ascii_host:
+        raise InvalidDomainError(raw, "no host name")
+    if _is_ip_address(ascii_host.strip("[]")):
+        raise InvalidDomainError(raw, "an IP address, not a domain name")
     if len(ascii_host) > MAX_DOMAIN_LENGTH:
         raise InvalidDomainError(raw, f"longer than {MAX_DOMAIN_LENGTH} characters")
     labels = ascii_host.split(".")
@@ -121,6 +177,27 @@ def _normalize_host(raw: str, host: str) -> str:
             raise InvalidDomainError(
                 raw, f"label {label!r} must be 1-{MAX_LABEL_LENGTH} letters, digits or hyphens"
             )
+        if label.startswith("xn--") and not _is_punycode(label):
+            raise InvalidDomainError(raw, f"label {label!r} is not valid punycode")
     if labels[-1].isdigit():
         raise InvalidDomainError(raw, "the top-level label cannot be all digits")
     return ascii_host
+
+
+def _is_punycode(label: str) -> bool:
+    """An ``xn--`` label must be the one encoding of a printable non-ASCII name, or DNS and
+    people read it differently.
+
+    Only the punycode encoding is checked, not IDNA2008's code point rules: names registered
+    under IDNA2003 (``xn--ls8h.la``) are still live and must stay monitorable.
+    """
+    encoded = label[4:]
+    try:
+        decoded = encoded.encode("ascii").decode("punycode")
+    except UnicodeError:
+        return False
+    return (
+        not decoded.isascii()
+        and decoded.isprintable()
+        and decoded.encode("punycode").decode("ascii") == encoded
+    )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from rechecker.domains import InvalidDomainError, normalize_target
+from rechecker.domains import InvalidDomainError, normalize_target, shown
 from rechecker.models import Site
 from rechecker.redact import redact_text
+
+#: The width of the store's ``sites.inventory_id`` column.
+MAX_INVENTORY_ID_LENGTH = 64
 
 
 class InventoryError(Exception):
@@ -41,25 +44,45 @@ class InventoryRow:
 
 
 def normalize_rows(rows: list[InventoryRow]) -> InventoryRead:
-    """Turn raw rows into sites, keeping the first row of each domain and a reason for the rest."""
+    """Turn raw rows into sites, keeping the first row of each domain and a reason for the rest.
+
+    A bad row is refused on its own: nothing in one row can make the whole read fail.
+    """
     read = InventoryRead()
     seen: dict[str, str | None] = {}
     for row in rows:
         value = row.url or row.domain or ""
-        shown = redact_text(value[:300])  # a URL in the inventory may carry a password
+        echo = redact_text(shown(value))  # a URL in the inventory may carry a password
+        id_problem = _id_problem(row.inventory_id)
+        if id_problem is not None:
+            read.rejected.append(Rejected(shown(row.inventory_id, 80), echo, id_problem))
+            continue
         try:
             target = normalize_target(value, domain=row.domain)
         except InvalidDomainError as exc:
-            read.rejected.append(Rejected(row.inventory_id, shown, exc.reason))
+            read.rejected.append(Rejected(row.inventory_id, echo, exc.reason))
             continue
         if target.domain in seen:
             first = seen[target.domain]
             reason = f"duplicate of {target.domain}" + (f" (inventory id {first})" if first else "")
-            read.rejected.append(Rejected(row.inventory_id, shown, reason))
+            read.rejected.append(Rejected(row.inventory_id, echo, reason))
             continue
         seen[target.domain] = row.inventory_id
         read.sites.append(Site(domain=target.domain, url=target.url, inventory_id=row.inventory_id))
     return read
+
+
+def _id_problem(inventory_id: str | None) -> str | None:
+    """Why the store could not keep this id, if it could not: it has a 64-character column,
+    and a longer id or one with control characters would fail the whole batch of inserts
+    there instead of this one row."""
+    if inventory_id is None:
+        return None
+    if len(inventory_id) > MAX_INVENTORY_ID_LENGTH:
+        return f"inventory id longer than {MAX_INVENTORY_ID_LENGTH} characters"
+    if not inventory_id.isprintable():
+        return "inventory id contains control characters"
+    return None
 
 
 class Inventory(ABC):

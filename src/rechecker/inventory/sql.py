@@ -6,7 +6,9 @@ can be read as it is. Rechecker only ever runs one SELECT here: a read-only acco
 
 from __future__ import annotations
 
-from sqlalchemy import column, make_url, select, table
+from typing import Any
+
+from sqlalchemy import column, event, make_url, select, table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -57,6 +59,8 @@ class SqlInventory(Inventory):
     async def read(self) -> InventoryRead:
         if self._engine is None:
             self._engine = create_async_engine(self._url, pool_pre_ping=True)
+            if self._url.get_backend_name() == "sqlite":
+                event.listen(self._engine.sync_engine, "connect", _lenient_sqlite_text)
         try:
             async with self._engine.connect() as conn:
                 result = await conn.execute(self._query)
@@ -78,6 +82,17 @@ class SqlInventory(Inventory):
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+def _lenient_sqlite_text(dbapi_connection: Any, _: object) -> None:
+    """SQLite keeps whatever bytes it was given in a TEXT column, and its driver refuses the
+    whole result when one row is not UTF-8. Decoding leniently turns such bytes into U+FFFD,
+    which normalisation refuses for that row alone, instead of the inventory going unreadable."""
+    dbapi_connection.driver_connection.text_factory = _decode_lenient
+
+
+def _decode_lenient(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _text(value: object) -> str | None:
