@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from rechecker.alerts.config import AlertSettings
 from rechecker.alerts.secrets import destination_label
 from rechecker.redact import redact_url
+from rechecker.security.settings import ApiSettings
 
 
 class Settings(BaseSettings):
@@ -132,6 +133,12 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(
         default_factory=AlertSettings,
         description="Alert destinations and rules: RECHECKER_ALERTS__* (docs/alerts.md).",
+    )
+
+    # --- API security --------------------------------------------------------------------
+    api: ApiSettings = Field(
+        default_factory=ApiSettings,
+        description="API tokens, SSRF allow-list, rate and size limits: RECHECKER_API__*.",
     )
 
     # --- dashboard -----------------------------------------------------------------------

@@ -19,7 +19,8 @@ from tests.support.targets import Targets
 @pytest.fixture
 def client(settings: Settings, targets: Targets) -> Iterator[TestClient]:
     use_inventory(settings, inventory_rows(targets))
-    with TestClient(create_app(settings)) as test_client:
+    # On loopback: without a write token, sync, add_new and delete_old are loopback-only.
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as test_client:
         yield test_client
 
 

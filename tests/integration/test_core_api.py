@@ -19,7 +19,8 @@ from tests.support.targets import Targets
 
 @pytest.fixture
 def client(settings: Settings, targets: Targets) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    # On loopback: without a write token, on-demand checks are accepted from loopback only.
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as test_client:
         store: Store = test_client.app.state.store  # type: ignore[attr-defined]
         sites = [Site(domain=d, url=u) for d, u in targets.urls().items()]
         assert test_client.portal is not None

@@ -199,7 +199,7 @@ def test_the_original_stack_end_to_end(
         http_timeout=2.0,
         schedulers_enabled=False,
     )
-    with TestClient(backend_app(settings)) as backend:
+    with TestClient(backend_app(settings), client=("127.0.0.1", 50000)) as backend:
         report = backend.post("/sync").json()
         assert sorted(report["added"]) == sorted(targets.urls())
         assert report["rejected"][0]["inventory_id"] == "6901"

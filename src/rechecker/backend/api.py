@@ -21,9 +21,10 @@ from rechecker.api import (
 from rechecker.backend import sync as steps
 from rechecker.backend.tracker import SyncOutcome, SyncTracker
 from rechecker.config import Settings
-from rechecker.domains import InvalidDomainError, normalize_target
+from rechecker.domains import InvalidDomainError, normalize_domain, normalize_target, shown
 from rechecker.inventory import Inventory, InventoryError, Rejected, create_inventory
 from rechecker.models import Site
+from rechecker.redact import redact_text
 from rechecker.scheduling import Periodic
 from rechecker.store import Store, create_store
 
@@ -150,7 +151,8 @@ async def add_new(
         try:
             target = normalize_target(value)
         except InvalidDomainError as exc:
-            rejected.append(RejectedRow(inventory_id=None, value=value[:300], reason=exc.reason))
+            echo = redact_text(shown(value))
+            rejected.append(RejectedRow(inventory_id=None, value=echo, reason=exc.reason))
             continue
         sites.append(Site(domain=target.domain, url=target.url))
     if rejected and not sites:
@@ -188,9 +190,24 @@ async def delete_old(
     request: Annotated[DeleteOldRequest | None, Body()] = None,
     force: Force = False,
 ) -> DeleteOldResponse:
-    """Remove the sites that left the inventory (guarded), or exactly the given domains."""
+    """Remove the sites that left the inventory (guarded), or exactly the given domains.
+
+    Given domains are normalised like every other name (``Example.COM.`` removes
+    ``example.com``); one that is not a domain refuses the whole request with a 422 naming it,
+    so that a typo in a removal list never half-applies.
+    """
     if request is not None and request.domains is not None:
-        return DeleteOldResponse(removed=await steps.delete_old(store, request.domains))
+        domains, errors = [], []
+        for index, value in enumerate(request.domains):
+            try:
+                domains.append(normalize_domain(value))
+            except InvalidDomainError as exc:
+                errors.append(
+                    {"loc": ["body", "domains", index], "msg": exc.reason, "type": "value_error"}
+                )
+        if errors:
+            raise HTTPException(status_code=422, detail=errors)
+        return DeleteOldResponse(removed=await steps.delete_old(store, domains))
     plan = await _plan(store, inventory, settings, force)
     if plan.removal_blocked:
         return DeleteOldResponse(removed=[], removal_blocked=plan.removal_blocked)
@@ -277,4 +294,5 @@ def create_app(settings: Settings) -> FastAPI:
         "Keeps the monitored sites equal to the inventory's active rows.",
         lifespan,
         router,
+        settings,
     )

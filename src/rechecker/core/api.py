@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from rechecker.alerts import Alerter
 from rechecker.api import (
+    ErrorResponse,
     build_app,
     domain_param,
     get_store,
@@ -32,6 +33,7 @@ from rechecker.core.worker import LeaseWorker
 from rechecker.models import CheckResult, DnsResult, HttpResult, Incident, Site, utcnow
 from rechecker.probes import PROBES, ProbeContext, ProbeSettings
 from rechecker.scheduling import Periodic
+from rechecker.security import ssrf
 from rechecker.store import Store, StoreError, create_store
 
 
@@ -48,8 +50,14 @@ def get_probe_context(request: Request) -> ProbeContext:
     return ctx
 
 
+def get_address_policy(request: Request) -> ssrf.AddressPolicy:
+    policy: ssrf.AddressPolicy = request.app.state.address_policy
+    return policy
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 ProbeDep = Annotated[ProbeContext, Depends(get_probe_context)]
+PolicyDep = Annotated[ssrf.AddressPolicy, Depends(get_address_policy)]
 Domain = Annotated[str, Depends(domain_param)]
 
 log = logging.getLogger(__name__)
@@ -65,9 +73,32 @@ RELEASE_SECONDS = 10.0
 ALERT_DRAIN_SECONDS = 10.0
 
 
-async def _site_for(store: Store, domain: str) -> Site:
-    """The monitored site, or an ad-hoc one at ``https://DOMAIN/`` for unmonitored names."""
-    return await store.get_site(domain) or Site(domain=domain, url=f"https://{domain}/")
+async def _site_for(store: Store, domain: str) -> Site | None:
+    """The monitored site, or None for a name that is not monitored."""
+    return await store.get_site(domain)
+
+
+@contextmanager
+def _on_demand(
+    domain: str, site: Site | None, policy: ssrf.AddressPolicy
+) -> Iterator[tuple[Site, ssrf.Guard | None]]:
+    """The site to check now, and the SSRF guard its probes run under: none for a monitored
+    site (the inventory is trusted, as in scheduled checks); for any other name, at
+    ``https://DOMAIN/``, a guard whose refusals end the request in a 403 with no result."""
+    if site is not None:
+        yield site, None
+        return
+    with ssrf.guarding(policy) as guard:
+        yield Site(domain=domain, url=f"https://{domain}/"), guard
+    if guard.refused:
+        reasons = sorted({f"{r.host} resolves to a {r.reason} address" for r in guard.refused})
+        raise HTTPException(
+            status_code=403,
+            detail=(
+                f"on-demand check of {domain} refused: {'; '.join(reasons)} "
+                "(not monitored; RECHECKER_API__SSRF_ALLOW can permit it)"
+            ),
+        )
 
 
 @router.get("/endpoint", response_model=list[Site], summary="Monitored sites")
@@ -77,23 +108,30 @@ async def endpoint(store: StoreDep) -> list[Site]:
 
 
 @router.post("/dns/{domain}", response_model=DnsResult, summary="Check a domain's DNS now")
-async def dns(domain: Domain, store: StoreDep, ctx: ProbeDep) -> DnsResult:
-    result = await PROBES["dns"](await _site_for(store, domain), ctx)
-    assert isinstance(result, DnsResult)
-    return result
+async def dns(domain: Domain, store: StoreDep, ctx: ProbeDep, policy: PolicyDep) -> DnsResult:
+    """An unmonitored name that resolves to a refused address is a 403, so that the API
+    does not map internal names for its callers."""
+    with _on_demand(domain, await _site_for(store, domain), policy) as (site, guard):
+        result = await PROBES["dns"](site, ctx)
+        assert isinstance(result, DnsResult)
+        if guard is not None:
+            guard.inspect(site.domain, result.addresses)
+        return result
 
 
 @router.post("/http/{domain}", response_model=HttpResult, summary="Check a domain's HTTP now")
-async def http(domain: Domain, store: StoreDep, ctx: ProbeDep) -> HttpResult:
-    result = await PROBES["http"](await _site_for(store, domain), ctx)
-    assert isinstance(result, HttpResult)
-    return result
+async def http(domain: Domain, store: StoreDep, ctx: ProbeDep, policy: PolicyDep) -> HttpResult:
+    with _on_demand(domain, await _site_for(store, domain), policy) as (site, _):
+        result = await PROBES["http"](site, ctx)
+        assert isinstance(result, HttpResult)
+        return result
 
 
 @router.post("/check/{domain}", response_model=CheckResult, summary="Full check now")
-async def check(domain: Domain, store: StoreDep, ctx: ProbeDep) -> CheckResult:
+async def check(domain: Domain, store: StoreDep, ctx: ProbeDep, policy: PolicyDep) -> CheckResult:
     """DNS then HTTP, as the scheduler does; the result is not recorded."""
-    return await check_site(await _site_for(store, domain), ctx)
+    with _on_demand(domain, await _site_for(store, domain), policy) as (site, _):
+        return await check_site(site, ctx)
 
 
 @router.get("/status", response_model=list[CheckResult], summary="Latest result per domain")
@@ -107,7 +145,12 @@ async def status(
     return sorted(results, key=lambda r: (r.ok, r.domain))
 
 
-@router.get("/status/{domain}", response_model=DomainStatus, summary="One domain in detail")
+@router.get(
+    "/status/{domain}",
+    response_model=DomainStatus,
+    summary="One domain in detail",
+    responses={404: {"description": "Neither monitored nor ever checked", "model": ErrorResponse}},
+)
 async def domain_status(
     domain: Domain,
     store: StoreDep,
@@ -148,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with ProbeContext(ProbeSettings.from_settings(settings)) as ctx:
             app.state.store = store
             app.state.probe_context = ctx
+            app.state.address_policy = ssrf.AddressPolicy.from_entries(settings.api.ssrf_allow)
             app.state.registry = registry = CollectorRegistry()
             metrics = CoreMetrics(registry, per_domain=settings.metrics_per_domain)
             alerter = Alerter(settings.alerts, registry=registry)
@@ -194,4 +238,5 @@ def create_app(settings: Settings) -> FastAPI:
         "Checks every monitored domain's DNS and HTTP health on a schedule.",
         lifespan,
         router,
+        settings,
     )

@@ -22,6 +22,7 @@ from rechecker.config import Settings
 from rechecker.probes import http, tls
 from rechecker.probes.dns_transport import DnsTransport
 from rechecker.probes.options import ProbeOptions, defaults_from_settings, load_checks_file
+from rechecker.security import ssrf
 
 #: Addresses the DNS probe already found for a host, for the HTTP probe of the same check.
 pinned_addresses: ContextVar[dict[str, list[str]]] = ContextVar("pinned_addresses")
@@ -124,13 +125,13 @@ class ProbeContext:
         through the configured nameservers (never the system resolver); raises OSError."""
         addresses = pinned_addresses.get({}).get(host.lower().rstrip("."))
         if addresses is not None:
-            return addresses
+            return ssrf.admit(host, addresses)
         from rechecker.probes.dns import resolve_addresses
 
         result = await resolve_addresses(host, self)
         if not result.ok:
             raise OSError(f"cannot resolve {host}: {result.outcome} {result.message}".strip())
-        return result.addresses
+        return ssrf.admit(host, result.addresses)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -145,6 +146,7 @@ class ProbeContext:
             force_close=True,
             limit=self.settings.concurrency,
             ssl=self.ssl_context,
+            socket_factory=ssrf.guarded_socket,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
