@@ -209,3 +209,19 @@ async def test_the_source_port_changes_as_sockets_are_retired(
             result = await dns_probe(Site(domain="ok.test", url="https://ok.test/"), ctx)
             assert result.addresses == ["127.0.0.1"]
     assert len({port for _, port in targets.dns.sources}) == 3
+
+
+async def test_queries_beyond_a_sockets_share_open_another_socket(
+    settings: Settings, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies to a burst must fit a socket's receive buffer, so one socket carries at most
+    IN_FLIGHT_PER_SOCKET queries. 20 checks (40 queries) at 8 per socket need more than one
+    socket and at most 5 (fewer when early replies free room before the last checks start)."""
+    monkeypatch.setattr(dns_transport, "IN_FLIGHT_PER_SOCKET", 8)
+    targets.dns.sources.clear()
+    async with probe_context(settings) as ctx:
+        results = await asyncio.gather(
+            *(dns_probe(Site(domain="ok.test", url="https://ok.test/"), ctx) for _ in range(20))
+        )
+    assert {tuple(r.addresses) for r in results} == {("127.0.0.1",)}
+    assert 2 <= len({port for _, port in targets.dns.sources}) <= 5

@@ -1,15 +1,16 @@
-"""DNS queries for the DNS probe: one long-lived UDP socket per nameserver, TCP on truncation.
+"""DNS queries for the DNS probe: long-lived UDP sockets per nameserver, TCP on truncation.
 
 Why not ``dns.asyncquery``: it opens a socket per query and builds and parses full
 ``dns.message.Message`` objects. With two queries per check (A and AAAA), that was over a
 third of the CPU of a check cycle (docs/benchmarks.md). Here queries to one nameserver share
-a connected UDP socket and are matched to replies by ID and question; the wire format is
+connected UDP sockets and are matched to replies by ID and question; the wire format is
 written and read directly for the address records every check asks for (A, AAAA and the
 CNAMEs in front of them), and dnspython still parses any message holding another type.
 
-What is kept from a socket per query: a reply is accepted only from the nameserver the
-socket is connected to, with the query's ID and the same question (name case-insensitively,
-type, class), and the socket, hence the source port, is replaced after
+At most :data:`IN_FLIGHT_PER_SOCKET` queries share a socket, so that a burst of replies
+fits its receive buffer. What is kept from a socket per query: a reply is accepted only from
+the nameserver the socket is connected to, with the query's ID and the same question (name
+case-insensitively, type, class), and a socket, hence its source port, is replaced after
 :data:`QUERIES_PER_SOCKET` queries. A malformed reply with a pending query's ID fails that
 query; datagrams matching no pending query are ignored.
 """
@@ -32,8 +33,12 @@ from rechecker.results import DnsRecord
 
 #: A socket (and so its source port) is retired after this many queries.
 QUERIES_PER_SOCKET = 4096
+#: Queries in flight on one socket; more open another socket. Their replies must fit the
+#: socket's receive buffer while the worker is busy: the kernel drops what does not, and a
+#: drop looks like a timeout (with 400 in flight on one socket, 186 were dropped).
+IN_FLIGHT_PER_SOCKET = 64
 #: Receive buffer asked for each socket (the kernel caps it at net.core.rmem_max).
-RECEIVE_BUFFER = 4 * 2**20
+RECEIVE_BUFFER = 1 * 2**20
 
 CNAME = 5
 A = 1
@@ -268,17 +273,23 @@ class DnsTransport:
     """The sockets of one worker, by nameserver; close with :meth:`close`."""
 
     def __init__(self) -> None:
-        self._channels: dict[tuple[str, int], _Channel] = {}
+        self._channels: dict[tuple[str, int], list[_Channel]] = {}
         self._opening: dict[tuple[str, int], asyncio.Future[_Channel]] = {}
 
-    async def _channel(self, host: str, port: int) -> _Channel:
+    async def _channel(self, host: str, port: int, queries: int) -> _Channel:
+        """A socket to the nameserver with room for ``queries`` more in flight: an open one,
+        else a new one (one at a time per nameserver, so a burst does not open dozens)."""
         key = (host, port)
-        channel = self._channels.get(key)
-        if channel is not None and not channel.retired:
-            return channel
-        opening = self._opening.get(key)
-        if opening is not None:
-            return await asyncio.shield(opening)
+        channels = self._channels.setdefault(key, [])
+        while True:
+            channels[:] = [c for c in channels if c.pending or not c.retired]
+            for channel in channels:
+                if not channel.retired and len(channel.pending) + queries <= IN_FLIGHT_PER_SOCKET:
+                    return channel
+            opening = self._opening.get(key)
+            if opening is None:
+                break
+            await asyncio.shield(opening)
         loop = asyncio.get_running_loop()
         self._opening[key] = future = loop.create_future()
         try:
@@ -290,10 +301,7 @@ class DnsTransport:
         finally:
             del self._opening[key]
         future.set_result(channel)
-        previous = self._channels.get(key)
-        if previous is not None and not previous.pending and previous.transport is not None:
-            previous.transport.close()
-        self._channels[key] = channel
+        channels.append(channel)
         return channel
 
     async def ask(
@@ -306,7 +314,7 @@ class DnsTransport:
         deadline = loop.time() + budget_s
         try:
             async with asyncio.timeout_at(deadline):
-                channel = await self._channel(host, port)
+                channel = await self._channel(host, port, len(rdtypes))
         except OSError as exc:
             return [exc for _ in rdtypes]
         unreadable = channel.unreadable
@@ -328,18 +336,16 @@ class DnsTransport:
                 channel.forget(query_id)
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            if channel.transport is not None:
-                channel.transport.close()
+        for channels in self._channels.values():
+            for channel in channels:
+                if channel.transport is not None:
+                    channel.transport.close()
         self._channels.clear()
 
 
 def _socket(host: str, port: int) -> socket.socket:
-    """A UDP socket connected to the nameserver, with room for a burst of replies.
-
-    Hundreds of replies can arrive while the worker is busy; the default buffer (~200 KiB,
-    ~270 small datagrams) overflowed under a benchmark and the drops became timeouts.
-    """
+    """A UDP socket connected to the nameserver, with room for a burst of replies (where
+    the kernel allows more than its default of ~200 KiB)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
