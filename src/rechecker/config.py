@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # --- checks --------------------------------------------------------------------------
     check_concurrency: int = Field(200, ge=1, le=10_000)
     result_batch_size: int = Field(500, ge=1)
+    result_buffer_limit: int = Field(
+        10_000,
+        ge=1,
+        description="Results held in memory while the store is down; beyond, the oldest go.",
+    )
     dns_timeout: float = Field(3.0, gt=0)
     http_timeout: float = Field(10.0, gt=0)
     dns_resolvers: Annotated[list[str], NoDecode] = Field(

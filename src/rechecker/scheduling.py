@@ -45,7 +45,18 @@ class Periodic:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: When the run in progress started (monotonic clock), None between runs.
+        self._run_started: float | None = None
         self.status = SchedulerStatus(name=name, interval_s=interval)
+
+    def lag(self) -> float:
+        """How far behind its interval the scheduler is now: while a run overruns, by how
+        much so far (a stuck cycle shows at once, not only when it ends); between runs, the
+        last run's overrun."""
+        started = self._run_started
+        if started is None:
+            return self.status.lag_s
+        return round(max(self.status.lag_s, time.monotonic() - started - self.interval), 3)
 
     def start(self) -> None:
         if self._task is None:
@@ -69,6 +80,7 @@ class Periodic:
         self._idle.clear()
         status.last_started = utcnow()
         started = time.perf_counter()
+        self._run_started = time.monotonic()
         try:
             await self._job()
         except asyncio.CancelledError:
@@ -80,6 +92,7 @@ class Periodic:
         else:
             status.last_error = None
         finally:
+            self._run_started = None
             status.running = False
             self._idle.set()
             status.runs += 1

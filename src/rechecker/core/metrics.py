@@ -68,10 +68,23 @@ class CoreMetrics:
             "How overdue the oldest due site was at the last claim (0 when keeping up).",
             registry=registry,
         )
+        self.results_dropped = Counter(
+            "rechecker_results_dropped",
+            "Check results dropped unwritten: the store was down and the buffer full.",
+            registry=registry,
+        )
+        self._buffered = Gauge(
+            "rechecker_results_buffered",
+            "Check results waiting in memory for the store to take them.",
+            registry=registry,
+        )
         self._states: dict[str, State] = {}
 
     def watch_lag(self, read: Callable[[], float]) -> None:
         self._lag.set_function(read)
+
+    def watch_buffer(self, read: Callable[[], float]) -> None:
+        self._buffered.set_function(read)
 
     def observe(self, results: Sequence[CheckResult]) -> None:
         for result in results:
@@ -141,7 +154,7 @@ class SchedulerCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily(
             "rechecker_scheduler_lag_seconds",
-            "How late the scheduler's last run started, past its interval.",
+            "How far the scheduler's run in progress (else its last run) overran its interval.",
             labels=["scheduler"],
         )
         failures = GaugeMetricFamily(
@@ -152,7 +165,7 @@ class SchedulerCollector(Collector):
         )
         for scheduler in self._schedulers:
             status = scheduler.status
-            lag.add_metric([status.name], status.lag_s)
+            lag.add_metric([status.name], scheduler.lag())
             failures.add_metric([status.name], status.failures)
             runs.add_metric([status.name], status.runs)
         yield from (lag, failures, runs)

@@ -13,7 +13,7 @@ from rechecker.core.recorder import Recorder, TransitionSink
 from rechecker.core.state import Thresholds, Transition
 from rechecker.models import CheckResult
 from rechecker.probes import ProbeContext
-from rechecker.store import Store
+from rechecker.store import Store, StoreError
 
 
 def alert_for(transition: Transition) -> AlertEvent:
@@ -70,7 +70,16 @@ class CheckService:
             Thresholds(failures=settings.failure_threshold, successes=settings.success_threshold),
             on_transition=self._transition,
             on_results=self._results,
+            buffer_limit=settings.result_buffer_limit,
+            chunk_size=settings.result_batch_size,
+            on_dropped=self._dropped,
         )
+        if metrics is not None:
+            metrics.watch_buffer(lambda: self.recorder.buffered)
+
+    def _dropped(self, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.results_dropped.inc(count)
 
     def _results(self, results: Sequence[CheckResult]) -> None:
         if self.metrics is not None:
@@ -102,6 +111,13 @@ class CheckService:
             batch_size=self.settings.result_batch_size,
         )
         self.observe_cycle(report, {site.domain for site in sites})
+        # A one-off cycle (``rechecker cycle``) has no later run to write what the store
+        # refused: say so rather than end as if the results were recorded.
+        await self.recorder.flush()
+        if self.recorder.buffered:
+            raise StoreError(
+                f"the store did not take {self.recorder.buffered} of the cycle's results"
+            )
         return report
 
     def observe_cycle(self, report: CycleReport, monitored: set[str] | None = None) -> None:
