@@ -326,9 +326,12 @@ def test_every_reference_names_a_rendered_object(target: str) -> None:
 
 
 def test_only_the_backend_gets_the_inventory_and_only_the_core_the_alert_urls() -> None:
+    """Each component gets the secrets it uses and no more: the API tokens go to the two
+    components that serve an API."""
+    tokens = {"RECHECKER_API__WRITE_TOKENS", "RECHECKER_API__READ_TOKENS"}
     wanted = {
-        "backend": {"RECHECKER_STORE_URL", "RECHECKER_INVENTORY_URL"},
-        "core": {"RECHECKER_STORE_URL", "RECHECKER_ALERTS__URLS"},
+        "backend": {"RECHECKER_STORE_URL", "RECHECKER_INVENTORY_URL", *tokens},
+        "core": {"RECHECKER_STORE_URL", "RECHECKER_ALERTS__URLS", *tokens},
         "frontend": {"RECHECKER_STORE_URL"},
     }
     for where, component, container in probe_targets("overlays/prod"):
