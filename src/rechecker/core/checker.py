@@ -107,6 +107,7 @@ async def run_cycle(
     queue = iter(todo)
 
     writing = asyncio.Lock()
+    behind: list[asyncio.Task[None]] = []
 
     async def flush() -> None:
         # One batch written at a time: concurrent transactions only wait on each other's
@@ -123,6 +124,12 @@ async def run_cycle(
             else:
                 report.down += 1
 
+    def write_behind() -> None:
+        """Write the batch while checks go on: a check that waited for the store (another
+        worker holding SQLite's write lock, a slow server) left its slot idle."""
+        if not behind or behind[-1].done():
+            behind.append(asyncio.create_task(flush()))
+
     async def worker() -> None:
         for site in queue:
             result = await check_site(site, ctx)
@@ -135,11 +142,16 @@ async def run_cycle(
                     extra={"domain": result.domain, "error_class": result.error_class},
                 )
             pending.append(result)
-            if len(pending) >= batch_size:
-                await flush()
+            if len(pending) >= 2 * batch_size:
+                await flush()  # the store is a batch behind: wait, so memory stays bounded
+            elif len(pending) >= batch_size:
+                write_behind()
 
     workers = min(concurrency, len(todo))
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        await asyncio.gather(*behind)
     await flush()
     report.duration_s = round(time.perf_counter() - started, 3)
     log.info(
