@@ -35,7 +35,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("password", ["s3cret pass", generate_password_hash("s3cret pass")])
-def test_basic_auth_guards_every_page_but_healthz(
+def test_basic_auth_guards_every_page_but_the_probes(
     tmp_path: Path, store_url: str, password: str
 ) -> None:
     app = create_app(
@@ -63,6 +63,7 @@ def test_basic_auth_guards_every_page_but_healthz(
             assert "Authorization" in ok.headers["Vary"]
             ok.close()
         assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
     finally:
         close_app(app)
 

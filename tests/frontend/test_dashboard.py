@@ -559,10 +559,13 @@ def test_static_assets_are_self_contained(client: FlaskClient, path: str, mimety
 
 
 # --- health and outages -------------------------------------------------------------------
-def test_healthz_ok(client: FlaskClient) -> None:
+def test_healthz_and_readyz_ok(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ready"}
 
 
 def _unreachable_urls(tmp_path: Path) -> list[str]:
@@ -593,11 +596,13 @@ def test_unreachable_store_gives_503_pages_not_500(tmp_path: Path, which: int) -
             api = client.get(path)
             assert api.status_code == 503, path
             assert api.get_json()["status"] == "unavailable"
-        health = client.get("/healthz")
-        assert health.status_code == 503
-        body = health.get_json()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        body = ready.get_json()
         assert body["status"] == "unavailable"
         assert body["error"]
+        # Liveness stays up: a database outage must not get the dashboard restarted.
+        assert client.get("/healthz").get_json() == {"status": "ok"}
     finally:
         close_app(app)
 
@@ -608,7 +613,7 @@ def test_closed_app_answers_503(app: Flask, client: FlaskClient) -> None:
     close_app(app)  # a second close is harmless
     for path in ("/", f"/domain/{RICH}", "/incidents", "/api/status"):
         assert client.get(path).status_code == 503, path
-    assert client.get("/healthz").get_json()["status"] == "unavailable"
+    assert client.get("/readyz").get_json()["status"] == "unavailable"
 
 
 def test_close_stops_the_store_thread(tmp_path: Path, store_url: str) -> None:

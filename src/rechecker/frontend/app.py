@@ -103,9 +103,14 @@ def close_app(app: Flask) -> None:
 
 
 # --- what every request and response goes through --------------------------------------------
+#: Answered without sign-in: load balancers and Kubernetes probe them, and they say nothing
+#: but whether the server and the store answer.
+_OPEN_ENDPOINTS = frozenset({"dashboard.healthz", "dashboard.readyz"})
+
+
 def _check_access() -> ResponseReturnValue | None:
     auth = dashboard().auth
-    if auth is None or request.endpoint == "dashboard.healthz" or auth.allows(request):
+    if auth is None or request.endpoint in _OPEN_ENDPOINTS or auth.allows(request):
         return None
     return auth.challenge()
 
@@ -123,7 +128,7 @@ def _add_headers(response: Response) -> Response:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
 def _store_unavailable(exc: StoreError) -> ResponseReturnValue:

@@ -12,7 +12,8 @@ behind a login. Two ways, because teams already have one of them:
   header on every request.
 
 Either passing is enough. Comparisons take constant time (:func:`hmac.compare_digest`).
-``/healthz`` stays open for load balancers; it says nothing but "ok".
+``/healthz`` and ``/readyz`` stay open for load balancers; they say nothing but whether the
+server and the store answer.
 """
 
 from __future__ import annotations

@@ -340,9 +340,17 @@ def api_incidents() -> ResponseReturnValue:
 # --- health --------------------------------------------------------------------------------
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
+    """Liveness: the server answers. 200 even while the store is down, so that a database
+    outage never gets the dashboard restarted (as for backend and core)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Readiness: 503 while the store does not answer, so a load balancer stops routing."""
     try:
         bridge().ping()
     except StoreError as exc:
-        log.warning("health check failed: %s", exc)
+        log.warning("readiness check failed: %s", exc)
         return jsonify({"status": "unavailable", "error": str(exc)}), 503
-    return jsonify({"status": "ok"})
+    return jsonify({"status": "ready"})
