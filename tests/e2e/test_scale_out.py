@@ -22,10 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rechecker.models import Site, utcnow
-from rechecker.store import create_store
 from rechecker.store.sql import history
 from rechecker.store.sql import sites as sites_table
 from tests.support.dns_server import Answer, DnsServer
+from tests.support.stores import on_store
 from tests.support.targets import LoopThread, Targets, free_port
 
 WORKERS = 3
@@ -66,15 +66,6 @@ def scale_dns() -> Iterator[str]:
     finally:
         thread.run(server.stop())
         thread.close()
-
-
-async def on_store(url: str, action: Any) -> Any:
-    store = create_store(url)
-    await store.open()
-    try:
-        return await action(store)
-    finally:
-        await store.close()
 
 
 def start_worker(
@@ -191,7 +182,7 @@ def test_three_workers_share_the_sites(
     interval = scenario.interval
     domains = [f"s{n:04d}.scale.test" for n in range(scenario.sites)]
     sites = [Site(domain=d, url=f"http://{d}:{targets.http_port}/") for d in domains]
-    asyncio.run(on_store(url, lambda store: store.add_sites(sites)))
+    on_store(url, lambda store: store.add_sites(sites))
 
     workers = [start_worker(url, scale_dns, f"w{n}", tmp_path, scenario) for n in range(WORKERS)]
     started = utcnow()
@@ -209,9 +200,7 @@ def test_three_workers_share_the_sites(
             worker.wait(60)
     assert [w.returncode for w in workers[1:]] == [0] * (WORKERS - 1)
 
-    released = asyncio.run(
-        on_store(url, lambda s: asyncio.gather(*(s.release_leases(f"w{n}") for n in (1, 2))))
-    )
+    released = on_store(url, lambda s: asyncio.gather(*(s.release_leases(f"w{n}") for n in (1, 2))))
     assert released == [0, 0], "a worker stopped with SIGTERM left sites leased"
 
     history = checks_by_site(url)

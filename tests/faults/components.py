@@ -17,18 +17,17 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from rechecker.models import CheckResult, Site
-from rechecker.store import Store, create_store
+from rechecker.store import Store
 from tests.support.dns_server import Answer, DnsServer
+from tests.support.stores import on_store
 from tests.support.targets import LoopThread, free_port
-
-T = TypeVar("T")
 
 #: How long a started component may take to answer /healthz.
 START_TIMEOUT = 60.0
@@ -96,20 +95,6 @@ def world(count: int, delay: float, zone: str) -> Iterator[World]:
         thread.run(stop_target())
         thread.run(nameserver.stop())
         thread.close()
-
-
-def on_store(url: str, action: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    """Run ``action`` on a store of its own (the test's view, apart from the components)."""
-
-    async def run() -> T:
-        store = create_store(url)
-        await store.open()
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def history_of(url: str, domains: list[str]) -> dict[str, list[CheckResult]]:

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.faults.components import Component, on_store, start, wait_until
+from tests.faults.components import Component, start, wait_until
 from tests.integration.test_original_stack import load_rows, unique
 from tests.support.inventory import inventory_rows
+from tests.support.stores import on_store
 from tests.support.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[2]

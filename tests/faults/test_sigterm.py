@@ -15,7 +15,8 @@ import pytest
 
 from rechecker.models import CheckResult, utcnow
 from rechecker.store import Store
-from tests.faults.components import history_of, on_store, start, wait_until, world
+from tests.faults.components import history_of, start, wait_until, world
+from tests.support.stores import on_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "artifacts" / "reliability" / "sigterm.json"

@@ -21,8 +21,9 @@ from rechecker.core.recorder import Recorder
 from rechecker.core.state import Thresholds, Transition
 from rechecker.models import CheckResult, DnsOutcome, DnsResult, Site, State, utcnow
 from rechecker.store import Store, StoreError, create_store
-from tests.faults.components import history_of, on_store, start, wait_until, world
+from tests.faults.components import history_of, start, wait_until, world
 from tests.support.servers import DatabaseServer
+from tests.support.stores import on_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = ROOT / "artifacts" / "reliability"

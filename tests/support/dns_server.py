@@ -9,8 +9,10 @@ so the probe's every outcome class can be produced by a real server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -148,27 +150,44 @@ class DnsServer:
             finally:
                 writer.close()
 
-        # UDP and TCP on one port: a free UDP port may be taken for TCP, so try again.
-        for _ in range(50):
-            transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, 0))
-            port = transport.get_extra_info("sockname")[1]
-            try:
-                self._tcp = await asyncio.start_server(tcp_client, host, port)
-            except OSError as exc:
-                transport.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                continue
-            self._transport, self.port = transport, port
-            return
-        raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
+        self._transport, self._tcp, self.port = await serve_udp_and_tcp(Udp, tcp_client, host)
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+        await close_udp_and_tcp(self._transport, self._tcp)
+
+
+async def serve_udp_and_tcp(
+    udp: Callable[[], asyncio.DatagramProtocol],
+    tcp_client: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    host: str,
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """A DNS server's UDP and TCP listeners on one free port (the transport, the TCP server,
+    the port). A free UDP port may be taken for TCP, so it tries again."""
+    loop = asyncio.get_running_loop()
+    for _ in range(50):
+        transport, _ = await loop.create_datagram_endpoint(udp, local_addr=(host, 0))
+        port = transport.get_extra_info("sockname")[1]
+        try:
+            tcp = await asyncio.start_server(tcp_client, host, port)
+        except OSError as exc:
+            transport.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        return transport, tcp, port
+    raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
+
+
+async def close_udp_and_tcp(
+    transport: asyncio.DatagramTransport | None, tcp: asyncio.Server | None
+) -> None:
+    """Close both listeners; a TCP client that never hangs up holds the close for 5 s at most."""
+    if transport is not None:
+        transport.close()
+    if tcp is not None:
+        tcp.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tcp.wait_closed(), 5)
 
 
 def _truncated(wire: bytes) -> bytes:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import socket
 import struct
@@ -28,6 +27,8 @@ import dns.message
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+from tests.support.dns_server import close_udp_and_tcp, serve_udp_and_tcp
 
 LOOPBACK = "127.0.0.1"
 #: The size of the header line the "huge header" target sends.
@@ -203,7 +204,6 @@ class HostileDns:
             writer.transport.abort()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         server = self
 
         class Udp(asyncio.DatagramProtocol):
@@ -215,28 +215,12 @@ class HostileDns:
                 if reply is not None:
                     self.transport.sendto(reply, addr)
 
-        for _ in range(50):
-            transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(LOOPBACK, 0))
-            port = transport.get_extra_info("sockname")[1]
-            _widen_receive_buffer(transport.get_extra_info("socket"))
-            try:
-                self._tcp = await asyncio.start_server(self.tcp_client, LOOPBACK, port)
-            except OSError as exc:
-                transport.close()
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                continue
-            self._transport, self.port = transport, port
-            return
-        raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
+        transport, self._tcp, self.port = await serve_udp_and_tcp(Udp, self.tcp_client, LOOPBACK)
+        _widen_receive_buffer(transport.get_extra_info("socket"))
+        self._transport = transport
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tcp.wait_closed(), 5)
+        await close_udp_and_tcp(self._transport, self._tcp)
 
 
 @dataclass

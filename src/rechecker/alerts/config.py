@@ -9,7 +9,6 @@ held as secrets and never echoed in a validation error.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal, Self
@@ -26,6 +25,7 @@ from pydantic import (
 from pydantic_settings import NoDecode
 
 from rechecker.domains import InvalidDomainError, normalize_domain
+from rechecker.listsettings import parse_json, split_list
 from rechecker.redact import redact_text
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -46,7 +46,6 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S+$")
 #: URLs are separated by whitespace, or by a comma that starts the next URL: a comma inside a
 #: URL (``mailto://…?to=a@x.test,b@x.test``) is apprise's own list separator and stays.
 _URL_SEPARATOR = re.compile(r"\s+|,\s*(?=[A-Za-z][A-Za-z0-9+.\-]*://)")
-_LIST_SEPARATOR = re.compile(r"[\s,]+")
 _MAX_WEEKLY_DURATION = timedelta(days=7)
 
 
@@ -61,21 +60,6 @@ def _domains(values: list[str]) -> list[str]:
         if domain not in found:
             found.append(domain)
     return found
-
-
-def _split_list(value: object) -> object:
-    if isinstance(value, str):
-        if value.lstrip().startswith("["):
-            return _json(value, "a JSON list")
-        return [part for part in _LIST_SEPARATOR.split(value) if part]
-    return value
-
-
-def _json(value: str, expected: str) -> object:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"expected {expected}, but this is not valid JSON: {exc}") from exc
 
 
 class MaintenanceWindow(BaseModel):
@@ -103,7 +87,7 @@ class MaintenanceWindow(BaseModel):
     @field_validator("days", mode="before")
     @classmethod
     def _parse_days(cls, value: object) -> object:
-        value = _split_list(value)
+        value = split_list(value)
         if not isinstance(value, list):
             return value
         days: list[Weekday] = []
@@ -127,7 +111,7 @@ class MaintenanceWindow(BaseModel):
     @field_validator("domains", mode="before")
     @classmethod
     def _split_domains(cls, value: object) -> object:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("domains")
     @classmethod
@@ -218,7 +202,7 @@ class AlertSettings(BaseModel):
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             if value.lstrip().startswith("["):
-                return _json(value, "a JSON list of URLs")
+                return parse_json(value, "a JSON list of URLs")
             return [part for part in _URL_SEPARATOR.split(value.strip()) if part]
         return value
 
@@ -243,7 +227,7 @@ class AlertSettings(BaseModel):
     @field_validator("muted_domains", mode="before")
     @classmethod
     def _split_muted(cls, value: object) -> object:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("muted_domains")
     @classmethod
@@ -254,7 +238,7 @@ class AlertSettings(BaseModel):
     @classmethod
     def _parse_maintenance(cls, value: object) -> object:
         if isinstance(value, str):
-            value = _json(value, "a JSON list of maintenance windows") if value.strip() else []
+            value = parse_json(value, "a JSON list of maintenance windows") if value.strip() else []
         return [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")

@@ -10,7 +10,6 @@ token's position, never its value.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -18,24 +17,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from rechecker.listsettings import split_list
+
 #: Shorter tokens can be guessed; 16 characters of ``openssl rand -hex 16`` give 128 bits.
 MIN_TOKEN_LENGTH = 16
 
-_SEPARATOR = re.compile(r"[\s,]+")
 #: A name of the allow-list: a host name, or ``*.`` and a suffix for every name under it.
 _NAME = re.compile(r"^(\*\.)?([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        if value.lstrip().startswith("["):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                # The position only: the value may be a token.
-                raise ValueError(f"expected a JSON list, invalid JSON at {exc.pos}") from None
-        return [part for part in _SEPARATOR.split(value) if part]
-    return value
 
 
 def read_token_file(path: Path) -> list[SecretStr]:
@@ -101,7 +89,7 @@ class ApiSettings(BaseModel):
     @field_validator("read_tokens", "write_tokens", "ssrf_allow", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
-        return _split(value)
+        return split_list(value)
 
     @field_validator("read_tokens", "write_tokens")
     @classmethod
