@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import psutil
 import pytest
+import uvloop
 
 from rechecker.config import Settings
 from rechecker.core.checker import check_site
@@ -91,19 +94,21 @@ async def test_https_with_a_trusted_ca_is_up(settings: Settings, targets: Target
     assert result.status_code == 200
 
 
-@pytest.mark.parametrize(
-    ("domain", "error_class"),
-    [
-        ("ok.test", ""),
-        ("nxdomain.test", "dns_nxdomain"),
-        ("servfail.test", "dns_servfail"),
-        ("silent.test", "dns_timeout"),
-        ("unavailable.test", "http_http_status"),
-        ("refused.test", "http_refused"),
-        ("slow.test", "http_timeout"),
-        ("tls.test", "http_tls"),
-    ],
-)
+#: domain -> the error class its check ends with ("" for up).
+ERROR_CLASSES = {
+    "ok.test": "",
+    "moved.test": "",
+    "nxdomain.test": "dns_nxdomain",
+    "servfail.test": "dns_servfail",
+    "silent.test": "dns_timeout",
+    "unavailable.test": "http_http_status",
+    "refused.test": "http_refused",
+    "slow.test": "http_timeout",
+    "tls.test": "http_tls",
+}
+
+
+@pytest.mark.parametrize(("domain", "error_class"), ERROR_CLASSES.items())
 async def test_check_classifies_every_failure(
     ctx: ProbeContext, targets: Targets, domain: str, error_class: str
 ) -> None:
@@ -111,6 +116,35 @@ async def test_check_classifies_every_failure(
     assert result.error_class == error_class
     assert result.state is (State.UP if not error_class else State.DOWN)
     assert (result.error_message == "") is (not error_class)
+
+
+def test_checks_classify_the_same_under_uvloop(settings: Settings, targets: Targets) -> None:
+    """The core runs on uvloop, whose transports differ from asyncio's (the tests above run on
+    asyncio): the same checks, the same classes, and no connection left open."""
+
+    async def check_all() -> tuple[dict[str, str], list[str]]:
+        async with ProbeContext(ProbeSettings.from_settings(settings)) as context:
+            results = [await check_site(site(targets, domain), context) for domain in ERROR_CLASSES]
+        for _ in range(10):  # a closed transport lets go of its socket on a later iteration
+            await asyncio.sleep(0)
+        # Counted while the loop runs: closing the loop would close whatever a check left.
+        return {result.domain: result.error_class for result in results}, _client_connections()
+
+    classes, left_open = uvloop.run(check_all())
+    assert classes == ERROR_CLASSES
+    assert left_open == []
+
+
+def _client_connections() -> list[str]:
+    """This process's TCP connections to its own servers (the targets run here too): the
+    client ends, not the servers' ends, which a slow target may still hold."""
+    connections = psutil.Process().net_connections(kind="tcp")
+    listening = {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+    return [
+        f"{c.laddr} -> {c.raddr} {c.status}"
+        for c in connections
+        if c.raddr and c.raddr.port in listening and c.laddr.port not in listening
+    ]
 
 
 async def test_http_connects_to_the_addresses_dns_found(

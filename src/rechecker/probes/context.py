@@ -1,12 +1,11 @@
-"""What probes share within one worker: settings, options, one HTTP session, TLS trust.
+"""What probes share within one worker: settings, options, the DNS and HTTP clients, TLS trust.
 
-Built once per worker (not per check) so that a cycle of 100,000 checks pays for the session,
+Built once per worker (not per check) so that a cycle of 100,000 checks pays for the clients,
 the SSL contexts, the resolver list and the per-site options once.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -14,13 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import aiohttp
 import dns.resolver
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from rechecker.config import Settings
-from rechecker.probes import http, tls
+from rechecker.probes import tls
 from rechecker.probes.dns_transport import DnsTransport
+from rechecker.probes.http_transport import HttpClient
 from rechecker.probes.options import ProbeOptions, defaults_from_settings, load_checks_file
 from rechecker.security import ssrf
 
@@ -113,8 +111,8 @@ class ProbeContext:
         self.insecure_ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.insecure_ssl_context.check_hostname = False
         self.insecure_ssl_context.verify_mode = ssl.CERT_NONE
-        self._session: aiohttp.ClientSession | None = None
         self.dns_transport = DnsTransport()
+        self.http = HttpClient(self.ssl_context, settings.user_agent, self.resolve)
 
     def options_for(self, domain: str) -> ProbeOptions:
         """The site's options from the checks file, else the global ones."""
@@ -133,27 +131,7 @@ class ProbeContext:
             raise OSError(f"cannot resolve {host}: {result.outcome} {result.message}".strip())
         return ssrf.admit(host, result.addresses)
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("ProbeContext used outside 'async with'")
-        return self._session
-
     async def __aenter__(self) -> Self:
-        connector = http.TimedConnector(
-            resolver=_PinnedResolver(self),
-            use_dns_cache=False,
-            force_close=True,
-            limit=self.settings.concurrency,
-            ssl=self.ssl_context,
-            socket_factory=ssrf.guarded_socket,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": self.settings.user_agent},
-            auto_decompress=False,
-            trust_env=False,
-        )
         return self
 
     async def __aexit__(
@@ -162,37 +140,4 @@ class ProbeContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
         await self.dns_transport.close()
-
-
-class _PinnedResolver(AbstractResolver):
-    """Connects to the addresses the DNS probe found; resolves other hosts (redirect targets)
-    through the same configured nameservers, so the system resolver is never consulted."""
-
-    def __init__(self, ctx: ProbeContext) -> None:
-        self._ctx = ctx
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        http.enter_phase(http.Phase.DNS)
-        addresses = await self._ctx.resolve(host)
-        http.enter_phase(http.Phase.CONNECT)
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in addresses
-            if family in (socket.AF_UNSPEC, socket.AF_INET6 if ":" in address else socket.AF_INET)
-        ]
-
-    async def close(self) -> None:
-        return None

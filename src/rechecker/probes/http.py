@@ -1,41 +1,35 @@
 """The HTTP probe: GET the site's URL, time each phase and classify what happened.
 
 Connections go to the addresses the DNS probe of the same check found (see
-``context.pinned_addresses``), with the Host header and TLS SNI of the URL kept.
+``context.pinned_addresses``), with the Host header and TLS SNI of the URL kept; the wire work
+is ``http_transport``'s.
 
-Each request has a ``_Timeline`` in a context variable: the connector (``TimedConnector``),
-the resolver and the TLS handshake observer move it from phase to phase, so the probe knows
-how long DNS, connect, TLS, first byte and body took and, on a timeout, which phase it hit.
+Each request has a ``_Timeline``: the client tells it when it resolves, connects and waits,
+and the TLS handshake observer (found through a context variable) when the handshake runs, so
+the probe knows how long DNS, connect, TLS, first byte and body took and, on a timeout, which
+phase it hit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import ssl
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-import aiohttp
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.tracing import Trace
 from yarl import URL
 
 from rechecker.models import HttpOutcome, HttpResult, Site
-from rechecker.probes import tls
+from rechecker.probes import http_transport, tls
+from rechecker.probes.http_transport import Request, Response
 from rechecker.results import HttpTimings, TlsInfo
 
 if TYPE_CHECKING:
     from rechecker.probes.context import ProbeContext
     from rechecker.probes.options import ProbeOptions
-
-#: Asked when the body is matched: a compressed body cannot be searched.
-_IDENTITY = {"Accept-Encoding": "identity"}
-_READ_CHUNK = 16384
 
 
 class Phase(StrEnum):
@@ -88,11 +82,23 @@ class _Timeline:
         self.phase, self._since = phase, now
         self.connected |= phase in (Phase.TLS, Phase.FIRST_BYTE)
 
-    def redirected(self, history: Sequence[aiohttp.ClientResponse]) -> None:
-        """The redirects a request went through (aiohttp's response history)."""
-        self.redirects = len(history)
-        if history:
-            self.location = history[-1].headers.get("Location")
+    # http_transport.Observer
+    def resolving(self) -> None:
+        self.enter(Phase.DNS)
+
+    def connecting(self) -> None:
+        # A new connection (the first, or a redirect's): its certificate is not known yet.
+        self.certificate = self.tls_version = None
+        self.enter(Phase.CONNECT)
+
+    def waiting(self) -> None:
+        self.enter(Phase.FIRST_BYTE)
+
+    def reading(self) -> None:
+        self.enter(Phase.BODY)
+
+    def redirected(self, count: int, location: str) -> None:
+        self.redirects, self.location = count, location
 
     def finish(self) -> None:
         self.enter(self.phase)
@@ -121,38 +127,6 @@ class _Timeline:
     def tls_finished(self, certificate: bytes | None, version: str | None) -> None:
         self.certificate, self.tls_version = certificate, version
         self.enter(Phase.CONNECT)
-
-
-def enter_phase(phase: Phase) -> None:
-    """Move the current request's timeline (if a probe is running) to ``phase``."""
-    timeline = tls.handshake_observer.get(None)
-    if isinstance(timeline, _Timeline):
-        timeline.enter(phase)
-
-
-class TimedConnector(aiohttp.TCPConnector):
-    """A connector that moves the request's timeline through connecting.
-
-    aiohttp's trace signals would do it too, but cost ~8% of a check's CPU (a trace context
-    and an awaited signal per phase); the timeline is already in a context variable
-    (``tls.handshake_observer``) for the TLS handshake, so the connector reads it there.
-    """
-
-    async def _create_connection(
-        self,
-        req: aiohttp.ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
-    ) -> ResponseHandler:
-        timeline = tls.handshake_observer.get(None)
-        if isinstance(timeline, _Timeline):
-            # A new connection (the first, or a redirect's): its certificate is not known yet.
-            timeline.certificate = timeline.tls_version = None
-            timeline.enter(Phase.CONNECT)
-        handler = await super()._create_connection(req, traces, timeout)
-        if isinstance(timeline, _Timeline):
-            timeline.enter(Phase.FIRST_BYTE)
-        return handler
 
 
 async def probe(site: Site, ctx: ProbeContext) -> HttpResult:
@@ -200,27 +174,23 @@ async def _fetch(url: str, options: ProbeOptions, ctx: ProbeContext) -> tuple[Ht
         )
 
     try:
-        response, size = await _get(url, ctx, timeline, body, deadline)
-    except aiohttp.ClientConnectorCertificateError as exc:
-        error = exc.certificate_error
-        if isinstance(error, ssl.SSLCertVerificationError):
-            info = await tls.diagnose(exc.host, exc.port or 443, error, ctx, deadline - loop.time())
-        else:
-            info = tls.handshake_failure(exc.host, error)
+        response = await _get(URL(url), ctx, timeline, body, deadline)
+    except http_transport.CertificateError as exc:
+        info = await tls.diagnose(exc.host, exc.port, exc.error, ctx, deadline - loop.time())
         return result(HttpOutcome.TLS, f"TLS: {info.error}", tls=info), True
-    except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+    except (http_transport.HttpError, OSError, ValueError) as exc:
         outcome, message, handshake = _classify_error(exc, timeline, ctx)
         return result(outcome, message, tls=handshake), timeline.connected
 
-    status, version = response.status, response.version
+    status = response.status
     reason = response.reason or _standard_reason(status)
     certificate = _certificate(response.url, timeline)
     fields = {
         "status_code": status,
         "reason": reason,
         "final_url": str(response.url),
-        "http_version": f"{version.major}.{version.minor}" if version else None,
-        "body_bytes": size,
+        "http_version": response.version,
+        "body_bytes": response.body_bytes,
         "tls": certificate,
         "warnings": _warnings(timeline, certificate, options, ctx),
     }
@@ -233,27 +203,22 @@ async def _fetch(url: str, options: ProbeOptions, ctx: ProbeContext) -> tuple[Ht
 
 
 async def _get(
-    url: str, ctx: ProbeContext, timeline: _Timeline, body: bytearray | None, deadline: float
-) -> tuple[aiohttp.ClientResponse, int]:
-    """The response to a GET of ``url`` (redirects followed) and how much of its body was
-    read, ``timeline`` following the request through its phases until ``deadline``."""
+    url: URL, ctx: ProbeContext, timeline: _Timeline, body: bytearray | None, deadline: float
+) -> Response:
+    """The response to a GET of ``url`` (redirects followed, up to the body limit read),
+    ``timeline`` following the request through its phases until ``deadline``."""
     settings = ctx.settings
+    request = Request(
+        max_redirects=settings.max_redirects,
+        body_limit=settings.body_limit,
+        keep=body,
+        # A compressed body cannot be searched.
+        identity=body is not None,
+    )
     token = tls.handshake_observer.set(timeline)
     try:
         async with asyncio.timeout_at(deadline):
-            async with ctx.session.get(
-                url,
-                allow_redirects=settings.max_redirects > 0,
-                # aiohttp gives up when the count reaches its limit: allow exactly N.
-                max_redirects=settings.max_redirects + 1,
-                headers=_IDENTITY if body is not None else None,
-            ) as response:
-                timeline.enter(Phase.BODY)
-                timeline.redirected(response.history)
-                return response, await _read_capped(response, settings.body_limit, body)
-    except aiohttp.TooManyRedirects as exc:
-        timeline.redirected(exc.history)
-        raise
+            return await ctx.http.get(url, request, timeline)
     finally:
         timeline.finish()
         tls.handshake_observer.reset(token)
@@ -271,45 +236,33 @@ def _classify_error(
                 f"timed out after {ctx.settings.http_timeout:g}s {during}",
                 None,
             )
-        case aiohttp.TooManyRedirects():
+        case http_transport.TooManyRedirects():
             last = f", the last to {timeline.location}" if timeline.location else ""
             return (
                 HttpOutcome.TOO_MANY_REDIRECTS,
                 f"more than {ctx.settings.max_redirects} redirects{last}",
                 None,
             )
-        case aiohttp.ClientSSLError():
-            info = tls.handshake_failure(exc.host, exc.os_error)
+        case http_transport.HandshakeError():
+            info = tls.handshake_failure(exc.host, exc.error)
             return HttpOutcome.TLS, f"TLS handshake failed: {info.error}", info
-        case aiohttp.ClientConnectorDNSError():
+        case http_transport.ResolveError():
             return HttpOutcome.UNRESOLVED, str(exc), None
-        case aiohttp.ClientConnectorError() if exc.os_error.errno == errno.ECONNREFUSED:
+        case http_transport.ConnectError() if exc.error.errno == errno.ECONNREFUSED:
             return HttpOutcome.REFUSED, f"connection refused by {exc.host}:{exc.port}", None
-        case aiohttp.ClientConnectorError():
+        case http_transport.ConnectError():
             return (
                 HttpOutcome.ERROR,
-                f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.os_error)}",
+                f"cannot connect to {exc.host}:{exc.port}: {_reason(exc.error)}",
                 None,
             )
-        case aiohttp.ServerDisconnectedError() | ConnectionResetError():
+        case http_transport.ServerDisconnected() | ConnectionResetError():
             return HttpOutcome.RESET, f"connection closed by the server {during}", None
         case OSError() if exc.errno == errno.ECONNRESET:
             return HttpOutcome.RESET, f"connection reset by the server {during}", None
+        case http_transport.ProtocolError():
+            return HttpOutcome.ERROR, f"invalid response {during}: {exc}", None
     return HttpOutcome.ERROR, f"{type(exc).__name__} {during}: {_reason(exc)}", None
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int, keep: bytearray | None) -> int:
-    """Read up to ``limit`` bytes of the body, so an endless body costs bounded memory; keep
-    them in ``keep`` when the body is to be matched."""
-    read = 0
-    while read < limit:
-        chunk = await response.content.read(min(limit - read, _READ_CHUNK))
-        if not chunk:
-            break
-        read += len(chunk)
-        if keep is not None:
-            keep += chunk
-    return read
 
 
 def _certificate(url: URL, timeline: _Timeline) -> TlsInfo | None:

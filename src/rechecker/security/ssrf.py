@@ -8,9 +8,9 @@ before anything connects to it:
 
 * :func:`admit` is called by ``ProbeContext.resolve()`` — the one place the HTTP probe, its
   redirects and the TLS diagnosis get addresses for a name;
-* :func:`guarded_socket` is the HTTP session's socket factory: aiohttp does not ask the
-  resolver for an IP literal (``Location: http://169.254.169.254/``), so the socket it is
-  about to connect is checked too.
+* :func:`guarded_socket` makes every socket the HTTP client connects: an IP literal
+  (``Location: http://169.254.169.254/``) is not resolved, so the socket about to connect
+  to it is checked too.
 
 Scheduled checks of the inventory run without a guard: the inventory is trusted to name
 internal sites. A refused address raises :class:`RefusedAddressError` (an ``OSError``, so a
@@ -213,9 +213,9 @@ def admit(host: str, addresses: list[str]) -> list[str]:
 
 
 def guarded_socket(addr_info: AddrInfoType) -> socket.socket:
-    """The HTTP session's socket factory: under a guard, checks the address about to be
-    connected — the IP literals aiohttp connects to without asking the resolver — unless a
-    name on the allow-list just resolved to it."""
+    """The HTTP client's socket factory: under a guard, checks the address about to be
+    connected — IP literals are connected to without resolving — unless a name on the
+    allow-list just resolved to it."""
     family, type_, proto, _, sockaddr = addr_info
     guard = _active.get()
     if guard is not None:
