@@ -297,6 +297,7 @@ class _Exchange(asyncio.Protocol):
         self._reader: _BodyReader | None = None
         self._limit = limit
         self._keep = keep
+        self._failed = False
 
     def send(self, data: bytes) -> None:
         if self._transport is not None:
@@ -316,6 +317,8 @@ class _Exchange(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return  # the connection is being dropped: what still arrives does not count
         try:
             if self._reader is None:
                 data = self._read_head(data)
@@ -365,6 +368,7 @@ class _Exchange(asyncio.Protocol):
             self._transport.close()
 
     def _fail(self, exc: HttpError) -> None:
+        self._failed = True
         for future in (self.head, self.body):
             if not future.done():
                 future.set_exception(exc)
