@@ -272,3 +272,55 @@ async def test_concurrent_claims_never_overlap(store: Store) -> None:
     assert len(claimed) == len(set(claimed))
     rest = await store.claim_due("last", now, lease_s=60, limit=1000)
     assert len(claimed) + len(rest.sites) == 300
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_worker_sees_what_a_sync_in_another_process_changed(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
+    """Core and backend are separate processes with a store each: a site the backend adds
+    is claimed, a changed URL is checked, a removed site is neither claimed nor shown."""
+    url = store_url(request, backend, tmp_path)
+    worker, backend_store = create_store(url), create_store(url)
+    await worker.open()
+    await backend_store.open()
+    try:
+        now = datetime.now(UTC)
+        assert (await worker.claim_due("w", now, lease_s=60, limit=10)).sites == []
+        await backend_store.add_sites(
+            [Site(domain="new.example", url="https://new.example/", added_at=now)]
+        )
+        lease = await worker.claim_due("w", now, lease_s=60, limit=10)
+        assert [s.url for s in lease.sites] == ["https://new.example/"]
+        await worker.record_results([result("new.example", up=True)])
+        assert await worker.complete_lease(lease.token, ["new.example"], now) == 1
+
+        await backend_store.add_sites([Site(domain="new.example", url="https://new.example/v2")])
+        lease = await worker.claim_due("w", now, lease_s=60, limit=10)
+        assert [s.url for s in lease.sites] == ["https://new.example/v2"]
+        assert await worker.complete_lease(lease.token, ["new.example"], now) == 1
+
+        assert await backend_store.remove_sites(["new.example"]) == ["new.example"]
+        assert (await worker.claim_due("w", now, lease_s=60, limit=10)).sites == []
+        assert await worker.get_status("new.example") is None
+        assert await worker.list_status() == []
+        assert await worker.next_due_at() is None
+    finally:
+        await worker.close()
+        await backend_store.close()
+
+
+async def test_a_worker_losing_a_race_for_sites_claims_others(store: Store) -> None:
+    """Two workers claiming at the same moment both get work while enough is due: losing
+    the race for the first sites is no reason to come back empty-handed (a worker stops its
+    cycle on an empty claim)."""
+    now = datetime.now(UTC)
+    await store.add_sites(
+        [Site(domain=f"q{n:02d}.example", url="https://x/", added_at=now) for n in range(20)]
+    )
+    first, second = await asyncio.gather(
+        store.claim_due("w1", now, lease_s=60, limit=10),
+        store.claim_due("w2", now, lease_s=60, limit=10),
+    )
+    assert len(first.sites) == len(second.sites) == 10
+    assert not {s.domain for s in first.sites} & {s.domain for s in second.sites}
