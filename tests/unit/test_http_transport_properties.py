@@ -11,18 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rechecker.probes.http_transport import MAX_LINE, HttpError, Response, _Exchange
+from tests.unit.test_domains_properties import PROPERTY
 
-PROPERTY = settings(
-    max_examples=600,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 LIMIT = 64
 
 
