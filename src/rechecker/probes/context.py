@@ -62,7 +62,6 @@ class ProbeSettings:
     max_redirects: int
     body_limit: int
     user_agent: str
-    concurrency: int
     ca_file: Path | None = None
     #: Ask every nameserver and compare (True), or use them in turn as fallbacks (False).
     compare_resolvers: bool = False
@@ -87,7 +86,6 @@ class ProbeSettings:
             max_redirects=settings.http_max_redirects,
             body_limit=settings.http_body_limit,
             user_agent=settings.http_user_agent,
-            concurrency=settings.check_concurrency,
             ca_file=settings.ca_file,
             # Only resolvers chosen on purpose are compared; the system's are fallbacks.
             compare_resolvers=settings.dns_compare_resolvers and len(settings.dns_resolvers) > 1,

@@ -24,6 +24,7 @@ Every failure is one of the :class:`HttpError` subclasses below, which the probe
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,8 @@ HAPPY_EYEBALLS_DELAY = 0.25
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _NO_BODY_STATUSES = frozenset({204, 304})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: A chunk size: hex digits, no sign, prefix or separator, at most 2**64 - 1.
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 Resolve = Callable[[str], Awaitable[list[str]]]
 
@@ -533,11 +536,6 @@ class _ChunkedReader(_BodyReader):
 
 def _chunk_size(line: bytes) -> int:
     size = line.split(b";", 1)[0].strip()
-    try:
-        return int(size, 16) if size and size.isalnum() else _bad_chunk(line)
-    except ValueError:
-        return _bad_chunk(line)
-
-
-def _bad_chunk(line: bytes) -> int:
-    raise ProtocolError(f"invalid chunk size {line[:40]!r}")
+    if _HEX.fullmatch(size) is None:
+        raise ProtocolError(f"invalid chunk size {line[:40]!r}")
+    return int(size, 16)
